@@ -15,6 +15,7 @@ pub mod bubble;
 pub mod echo;
 pub mod encap;
 pub mod icmp_error;
+mod icmpv6;
 pub mod ndisc;
 
 use core::fmt;
