@@ -125,11 +125,20 @@ mod test {
     #[test]
     fn arithmetic_saturates() {
         let t = Instant::from_secs(10);
-        assert_eq!(t + Duration::from_millis(1500), Instant::from_millis(11_500));
+        assert_eq!(
+            t + Duration::from_millis(1500),
+            Instant::from_millis(11_500)
+        );
         assert_eq!(Instant::from_secs(1) - t, Duration::ZERO);
         assert_eq!(t - Instant::from_secs(4), Duration::from_secs(6));
-        assert_eq!(Instant::from_secs(5).saturating_sub(Duration::from_secs(30)), Instant::ZERO);
-        assert_eq!(Instant::from_millis(u64::MAX) + Duration::from_secs(1), Instant::from_millis(u64::MAX));
+        assert_eq!(
+            Instant::from_secs(5).saturating_sub(Duration::from_secs(30)),
+            Instant::ZERO
+        );
+        assert_eq!(
+            Instant::from_millis(u64::MAX) + Duration::from_secs(1),
+            Instant::from_millis(u64::MAX)
+        );
         assert_eq!(Duration::from_millis(2999).as_secs(), 2);
     }
 }
