@@ -1,0 +1,377 @@
+//! `shipworm server`: the event loop around [`shipworm_core::server::Server`].
+//!
+//! Start-up refuses, with one line and exit status 2, what cannot work: a
+//! server address that is not global unicast (RFC 4380 §5.2.4) or not on this
+//! host, a UDP port 3544 already taken, no right to open the sockets. A host
+//! without a global IPv6 route only gets a warning (RFC 4380 §5.3.1
+//! forwarding will fail until one appears).
+//!
+//! The loop then polls the two UDP sockets and the signal descriptor,
+//! drains each ready socket with `recvmmsg(2)`, hands every datagram to the
+//! core and carries out its [`Action`]: UDP replies go out batched with
+//! `sendmmsg(2)` from the socket the core names, native IPv6 packets through
+//! the raw socket. The server is stateless, so there are no timers: `poll`
+//! waits without a timeout. All buffers are allocated here, once.
+
+use core::fmt::{self, Write as _};
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::io;
+use std::os::fd::AsFd;
+
+use log::{debug, info, warn};
+use shipworm_core::addr::{is_global_unicast, TEREDO_PORT};
+use shipworm_core::server::{Action, Config, Drop as DropReason, Local, Server};
+
+use crate::sys::ifaddr::{self, Ipv4Assigned};
+use crate::sys::poll::{poll, PollFd};
+use crate::sys::raw6::{self, RawIpv6Socket};
+use crate::sys::signal::{Signal, Signals};
+use crate::sys::udp::{RecvBatch, SendBatch, UdpSocket};
+use crate::sys::{clock, route};
+
+/// Datagrams moved per `recvmmsg` / `sendmmsg` call.
+const BATCH: usize = 16;
+
+/// Receive slot and output buffer size: the largest UDP payload over IPv4
+/// (65,507 bytes) fits, so no datagram is ever cut, and so does any reply the
+/// core builds from one (the core checks `out`'s length before writing).
+/// Untouched pages of these buffers cost no memory.
+const SLOT: usize = 1 << 16;
+
+/// Batches drained from one socket before polling again, so a flood on one
+/// address cannot starve the other or the signal descriptor.
+const BATCHES_PER_WAKE: usize = 4;
+
+/// Kernel socket buffer requested each way per UDP socket.
+const SOCKET_BUFFER: usize = 1 << 20;
+
+/// Why the server stopped other than by a signal.
+#[derive(Debug)]
+pub enum Error {
+    /// A start-up check failed or a socket could not be set up: bad
+    /// configuration for this host (exit status 2).
+    Startup(String),
+    /// The event loop could not go on (exit status 1).
+    Runtime(String),
+}
+
+impl Error {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Startup(_) => 2,
+            Error::Runtime(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Startup(m) | Error::Runtime(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Check the host, open the sockets and serve until SIGINT or SIGTERM.
+pub fn run(config: Config) -> Result<(), Error> {
+    // Before anything else, so a signal during start-up is not lost to its
+    // default action after we have bound the ports.
+    let signals = Signals::install()
+        .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
+    let local = ifaddr::ipv4_addresses()
+        .map_err(|e| Error::Startup(format!("cannot list local IPv4 addresses: {e}")))?;
+    for addr in [config.primary, config.secondary] {
+        check_address(addr, &local)?;
+    }
+    let udp = [
+        bind(SocketAddrV4::new(config.primary, TEREDO_PORT))?,
+        bind(SocketAddrV4::new(config.secondary, TEREDO_PORT))?,
+    ];
+    let raw = RawIpv6Socket::open().map_err(|e| {
+        Error::Startup(match e.kind() {
+            io::ErrorKind::PermissionDenied => {
+                "opening a raw IPv6 socket needs root or CAP_NET_RAW".to_owned()
+            }
+            _ => format!("cannot open a raw IPv6 socket: {e}"),
+        })
+    })?;
+    match route::has_global_ipv6_route() {
+        Ok(true) => {}
+        Ok(false) => warn!(
+            "no global IPv6 route: packets for native IPv6 hosts (the clients' \
+             connectivity tests) will be dropped until one exists"
+        ),
+        Err(e) => warn!("cannot read the IPv6 routing table ({e}); forwarding may fail"),
+    }
+    let [a, b, c, d] = config.prefix;
+    info!(
+        "Teredo server on {}:{TEREDO_PORT} and {}:{TEREDO_PORT}, prefix {}/32, MTU {}",
+        config.primary,
+        config.secondary,
+        Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        config.mtu
+    );
+    EventLoop {
+        server: Server::new(config, clock::now()),
+        signals,
+        udp,
+        raw,
+        rx: RecvBatch::new(SLOT),
+        out: vec![0u8; BATCH * SLOT].into_boxed_slice(),
+        counters: Counters::default(),
+    }
+    .run()
+}
+
+/// The RFC 4380 §5.2.4 global-unicast test, including its host-dependent
+/// part (directed broadcasts of attached subnets), and presence on this host.
+fn check_address(addr: Ipv4Addr, local: &[Ipv4Assigned]) -> Result<(), Error> {
+    let broadcast = local.iter().any(|a| a.directed_broadcast() == Some(addr));
+    if !is_global_unicast(addr) || broadcast {
+        return Err(Error::Startup(format!(
+            "{addr} is not a global unicast IPv4 address (RFC 4380 §5.2.4); \
+             a Teredo server needs two public addresses"
+        )));
+    }
+    if !local.iter().any(|a| a.addr == addr) {
+        return Err(Error::Startup(format!(
+            "address {addr} is not assigned to this host"
+        )));
+    }
+    Ok(())
+}
+
+fn bind(sa: SocketAddrV4) -> Result<UdpSocket, Error> {
+    UdpSocket::bind(sa, SOCKET_BUFFER).map_err(|e| {
+        Error::Startup(match e.kind() {
+            io::ErrorKind::AddrInUse => format!("address {sa} is in use"),
+            io::ErrorKind::AddrNotAvailable => {
+                format!("address {} is not assigned to this host", sa.ip())
+            }
+            io::ErrorKind::PermissionDenied => {
+                format!("binding {sa} needs root or CAP_NET_BIND_SERVICE")
+            }
+            _ => format!("cannot bind {sa}: {e}"),
+        })
+    })
+}
+
+/// What the glue itself counts (the core keeps its own, finer counters).
+#[derive(Debug, Default)]
+struct Counters {
+    received: u64,
+    truncated: u64,
+    sent_udp: u64,
+    sent_ipv6: u64,
+    send_failed: u64,
+}
+
+struct EventLoop {
+    server: Server,
+    signals: Signals,
+    /// Primary, then secondary.
+    udp: [UdpSocket; 2],
+    raw: RawIpv6Socket,
+    rx: RecvBatch<BATCH>,
+    /// One `SLOT`-sized output buffer per datagram of a batch, so every
+    /// reply of a batch can wait for one `sendmmsg`.
+    out: Box<[u8]>,
+    counters: Counters,
+}
+
+impl EventLoop {
+    fn run(mut self) -> Result<(), Error> {
+        loop {
+            let (signalled, ready) = {
+                let mut fds = [
+                    PollFd::readable(self.signals.as_fd()),
+                    PollFd::readable(self.udp[0].as_fd()),
+                    PollFd::readable(self.udp[1].as_fd()),
+                ];
+                poll(&mut fds, None).map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
+                let [s, p, q] = &fds;
+                (s.is_ready(), [p.is_ready(), q.is_ready()])
+            };
+            if signalled && self.on_signals()? {
+                return Ok(());
+            }
+            for (local, ready) in [Local::Primary, Local::Secondary].into_iter().zip(ready) {
+                if ready {
+                    self.drain(local);
+                }
+            }
+        }
+    }
+
+    /// Handle pending signals; `true` means stop.
+    fn on_signals(&mut self) -> Result<bool, Error> {
+        loop {
+            let signal = self
+                .signals
+                .read()
+                .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?;
+            match signal {
+                None => return Ok(false),
+                Some(s @ (Signal::Interrupt | Signal::Terminate)) => {
+                    info!("{s} received, stopping");
+                    return Ok(true);
+                }
+                Some(Signal::User1) => self.log_stats(),
+            }
+        }
+    }
+
+    /// The core's counters, then the glue's own.
+    fn log_stats(&self) {
+        let s = self.server.stats();
+        info!(
+            "stats: {} datagrams received, {} router advertisements, {} packets \
+             forwarded to Teredo and {} to native IPv6, {} ICMPv6 errors sent \
+             ({} rate-limited), {} dropped",
+            s.received,
+            s.advertisements,
+            s.forwarded_teredo,
+            s.forwarded_native,
+            s.icmp_errors,
+            s.icmp_errors_limited,
+            s.total_drops()
+        );
+        if s.total_drops() > 0 {
+            let mut reasons = String::new();
+            for reason in DropReason::ALL {
+                let n = s.drops(reason);
+                if n > 0 {
+                    let _ = write!(reasons, " {}={n}", reason.name());
+                }
+            }
+            info!("drops:{reasons}");
+        }
+        let c = &self.counters;
+        info!(
+            "sockets: {} datagrams received ({} too long, dropped), {} UDP and \
+             {} IPv6 packets sent, {} sends failed",
+            c.received, c.truncated, c.sent_udp, c.sent_ipv6, c.send_failed
+        );
+    }
+
+    /// Receive and process what `local`'s socket has queued, a few batches
+    /// at most.
+    fn drain(&mut self, local: Local) {
+        for _ in 0..BATCHES_PER_WAKE {
+            let sock = &self.udp[index(local)];
+            match self.rx.recv(sock) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.process(local);
+                    if n < BATCH {
+                        return;
+                    }
+                }
+                // Transient (e.g. ENOMEM): the datagrams stay queued and
+                // poll reports the socket again.
+                Err(e) => {
+                    warn!("receive on {}: {e}", sock_name(sock));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Feed the last received batch to the core and carry out its answers.
+    fn process(&mut self, local: Local) {
+        let EventLoop {
+            server,
+            udp,
+            raw,
+            rx,
+            out,
+            counters,
+            ..
+        } = self;
+        let now = clock::now();
+        let [primary, secondary] = &*udp;
+        let mut tx: [SendBatch<'_, '_, BATCH>; 2] =
+            [SendBatch::new(primary), SendBatch::new(secondary)];
+        for (dgram, out) in rx.iter().zip(out.chunks_exact_mut(SLOT)) {
+            counters.received += 1;
+            if dgram.truncated {
+                counters.truncated += 1;
+                continue;
+            }
+            match server.handle_udp(now, local, dgram.from, dgram.data, out) {
+                Action::None => {}
+                Action::SendUdp { from, to, data } => tx[index(from)].push(to, data),
+                Action::SendIpv6(packet) => match raw.send(packet) {
+                    Ok(()) => counters.sent_ipv6 += 1,
+                    Err(e) => {
+                        counters.send_failed += 1;
+                        debug!("cannot forward to {:?}: {e}", raw6::destination(packet));
+                    }
+                },
+            }
+        }
+        for (batch, sock) in tx.into_iter().zip(udp.iter()) {
+            let sent = batch.finish();
+            counters.sent_udp += sent.sent as u64;
+            counters.send_failed += sent.failed as u64;
+            if let Some(e) = sent.last_error {
+                debug!(
+                    "{} UDP sends from {} failed: {e}",
+                    sent.failed,
+                    sock_name(sock)
+                );
+            }
+        }
+    }
+}
+
+fn index(local: Local) -> usize {
+    match local {
+        Local::Primary => 0,
+        Local::Secondary => 1,
+    }
+}
+
+/// A socket's address for logs.
+fn sock_name(sock: &UdpSocket) -> String {
+    sock.local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn assigned(addr: [u8; 4], mask: [u8; 4]) -> Ipv4Assigned {
+        Ipv4Assigned {
+            addr: addr.into(),
+            netmask: mask.into(),
+        }
+    }
+
+    #[test]
+    fn address_checks() {
+        let local = [
+            assigned([198, 51, 100, 1], [255, 255, 255, 0]),
+            assigned([10, 0, 0, 1], [255, 0, 0, 0]),
+            assigned([203, 0, 113, 1], [255, 255, 255, 128]),
+        ];
+        assert!(check_address(Ipv4Addr::new(198, 51, 100, 1), &local).is_ok());
+        let msg = |a: [u8; 4]| check_address(a.into(), &local).unwrap_err().to_string();
+        assert!(msg([10, 0, 0, 1]).contains("10.0.0.1 is not a global unicast"));
+        assert!(msg([198, 51, 100, 255]).contains("not a global unicast"));
+        assert!(msg([203, 0, 113, 127]).contains("not a global unicast"));
+        assert!(msg([203, 0, 113, 9]).contains("address 203.0.113.9 is not assigned"));
+    }
+
+    #[test]
+    fn in_use_port_is_named() {
+        // Any free loopback port stands in for 3544 (binding it needs root).
+        let held = bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let sa = held.local_addr().unwrap();
+        let msg = bind(sa).unwrap_err();
+        assert_eq!(msg.to_string(), format!("address {sa} is in use"));
+        assert_eq!(msg.exit_code(), 2);
+    }
+}
