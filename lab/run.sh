@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# lab/run.sh — run every lab test against every server implementation.
+#
+#   lab/run.sh                        all tests, SERVER_IMPL=miredo then shipworm
+#   LAB_IMPLS=miredo lab/run.sh       one implementation
+#   LAB_TESTS="qualify p2p" lab/run.sh
+#
+# Miredo's server proves the lab itself is honest; Shipworm's server is
+# skipped (not failed) while its binary is missing or cannot run a server
+# yet.  Each test runs under `timeout` so a hung daemon cannot hang CI; a
+# test killed that way is torn down from its LAB_DIR afterwards.  The last
+# line is "N passed, N failed" (one count per test × implementation).
+set -u -o pipefail
+LAB_ROOT=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$LAB_ROOT")
+cd "$REPO" || exit 1
+
+if ((EUID != 0)); then
+    echo "lab/run.sh: the lab needs root (network namespaces, iptables, raw sockets); run it as root" >&2
+    exit 1
+fi
+
+read -ra TESTS <<<"${LAB_TESTS:-qualify p2p native_via_relay tshark_rsra}"
+read -ra IMPLS <<<"${LAB_IMPLS:-miredo shipworm}"
+TEST_TIMEOUT=${LAB_TEST_TIMEOUT:-90}
+SHIPWORM_BIN=${SHIPWORM_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/shipworm}
+export SHIPWORM_BIN
+
+passed=0 failed=0 skipped=0
+summary=()
+t_all=${EPOCHREALTIME//[!0-9]/}
+
+seconds_since() {
+    local d=$((${EPOCHREALTIME//[!0-9]/} - $1))
+    printf '%d.%d' $((d / 1000000)) $((d % 1000000 / 100000))
+}
+
+# Tear down what a killed test left behind (its PID list and namespaces are
+# in its LAB_DIR); a test that ended normally has already done it.
+cleanup_after() {  # <lab-dir> <prefix>
+    [[ -f $1/namespaces ]] || return 0
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    LAB_DIR=$1 LAB_PREFIX=$2 LAB_KEEP=1 bash -c 'source "$0/lab.sh" && lab_down' "$LAB_ROOT"
+}
+
+# Why the Shipworm server cannot be tested yet (empty when it can).
+shipworm_skip_reason() {
+    if [[ ! -x $SHIPWORM_BIN ]]; then
+        echo "no binary at $SHIPWORM_BIN (cargo build --release -p shipworm)"
+        return
+    fi
+    local dir prefix=swp$$
+    dir=$(mktemp -d /tmp/shipworm-lab.XXXXXX)
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    if ! LAB_DIR=$dir LAB_PREFIX=$prefix timeout -k 5 20 bash -c \
+        'source "$1/lab.sh" && lab_up && lab_start_server shipworm' _ "$LAB_ROOT" \
+        >"$dir/probe.out" 2>&1; then
+        echo "its server does not start: $(grep -Ev '^\[lab [0-9:]*\] (lab up|logs kept)' "$dir/probe.out" | tail -n 3 | sed 's/^\[lab [0-9:]*\] //' | tr -s '\n ' ' ')"
+    fi
+    cleanup_after "$dir" "$prefix"
+    rm -rf "$dir"
+}
+
+for impl in "${IMPLS[@]}"; do
+    if [[ $impl == shipworm ]]; then
+        reason=$(shipworm_skip_reason)
+        if [[ -n $reason ]]; then
+            for t in "${TESTS[@]}"; do
+                echo "SKIP $t [shipworm]: $reason"
+                summary+=("SKIP $t [shipworm]")
+                skipped=$((skipped + 1))
+            done
+            continue
+        fi
+    fi
+    for t in "${TESTS[@]}"; do
+        echo "=== $t [$impl]"
+        dir=$(mktemp -d /tmp/shipworm-lab.XXXXXX)
+        prefix=swr$$${t:0:2}${impl:0:1}
+        t0=${EPOCHREALTIME//[!0-9]/}
+        LAB_DIR=$dir LAB_PREFIX=$prefix SERVER_IMPL=$impl \
+            timeout -k 5 "$TEST_TIMEOUT" bash "$LAB_ROOT/tests/$t.sh"
+        rc=$?
+        ((rc == 124 || rc == 137)) && echo "FAIL ${t}[$impl]: timed out after $TEST_TIMEOUT s"
+        cleanup_after "$dir" "$prefix"
+        if ((rc == 0)); then
+            passed=$((passed + 1))
+            summary+=("PASS $t [$impl] $(seconds_since "$t0") s")
+            [[ -d $dir ]] && rm -rf "$dir"
+        else
+            failed=$((failed + 1))
+            summary+=("FAIL $t [$impl] $(seconds_since "$t0") s (rc $rc, logs in $dir)")
+        fi
+    done
+done
+
+echo "=== lab summary ($(seconds_since "$t_all") s)"
+printf '%s\n' "${summary[@]}"
+((skipped > 0)) && echo "$skipped skipped"
+echo "$passed passed, $failed failed"
+((failed == 0))
