@@ -32,8 +32,10 @@ compile_error!("features `defmt` and `log` are mutually exclusive: pick one logg
 extern crate std;
 
 pub mod addr;
+pub mod client;
 pub mod limits;
 pub mod nonce;
+pub mod peers;
 pub mod server;
 pub mod time;
 pub mod wire;
