@@ -1,6 +1,7 @@
 //! The Teredo client role (RFC 4380 §5.2, updated by RFC 5991 §3.2 and
-//! RFC 6081 §5.1.1): today its qualification and maintenance; the data path
-//! (peers, bubbles, echo tests, forwarding) will join this façade later.
+//! RFC 6081 §5.1.1): qualification and maintenance (`qualify.rs`), and the
+//! data path (`datapath.rs`, `send.rs`, `receive.rs`, `echo_test.rs`): the
+//! peer table, bubbles, the direct IPv6 connectivity test, forwarding.
 //!
 //! # Sans-IO API
 //!
@@ -8,14 +9,17 @@
 //! client's *service port*) and a clock, and loops:
 //!
 //! 1. feed every datagram received on the service port to
-//!    [`Client::handle_udp`];
+//!    [`Client::handle_udp`], and every IPv6 packet read from the tunnel to
+//!    [`Client::handle_ipv6`]; act on the [`Output`] at once (it may borrow
+//!    the input: the hot path copies nothing);
 //! 2. when [`Client::poll_timeout`]'s instant has come, call
 //!    [`Client::handle_timeout`];
-//! 3. after either, and after [`Client::new`] / [`Client::requalify`], drain
-//!    [`Client::poll_transmit`] (send each datagram from the service port)
-//!    and [`Client::poll_event`] (reconfigure the tunnel interface, run
-//!    hooks) until both return `None`; then sleep until the next
-//!    [`Client::poll_timeout`] or datagram.
+//! 3. after any of these, and after [`Client::new`] / [`Client::requalify`],
+//!    drain [`Client::poll_transmit`] (send each datagram from the service
+//!    port, or write each packet to the tunnel) and [`Client::poll_event`]
+//!    (reconfigure the tunnel interface, run hooks) until both return
+//!    `None`; then sleep until the next [`Client::poll_timeout`], datagram
+//!    or tunnel packet.
 //!
 //! # Randomness
 //!
@@ -23,7 +27,7 @@
 //! `&mut impl Rng` on each call. Randomness is needed in several entry points
 //! (a fresh nonce for every Router Solicitation in `poll_transmit`, random
 //! RFC 5991 flag bits and the randomized refresh interval when an RA is
-//! accepted in `handle_udp`, and, later, echo nonces on the data path), so a
+//! accepted in `handle_udp`, and the secret keys of the data path), so a
 //! parameter would have to be threaded through every call; quinn-proto keeps
 //! its RNG inside the connection for the same reason. The glue's RNG is a
 //! zero-sized `getrandom(2)` adapter, so storing it costs nothing; tests store
@@ -38,7 +42,15 @@
 //! current state, and [`Client::qualification`] / [`Client::state`] let a
 //! glue that fell behind resynchronise.
 
+mod datapath;
+#[cfg(test)]
+mod datapath_sim_test;
+#[cfg(test)]
+mod datapath_test;
+mod echo_test;
 mod qualify;
+mod receive;
+mod send;
 #[cfg(test)]
 mod sim_test;
 
@@ -48,8 +60,11 @@ use heapless::Deque;
 
 use crate::addr::{TeredoAddr, DEFAULT_PREFIX};
 use crate::nonce::Rng;
+use crate::peers::PeerTable;
 use crate::time::{Duration, Instant};
 
+use datapath::DataPath;
+pub use datapath::{DataDrop, EXPIRY_SWEEP};
 use qualify::Qualifier;
 pub use qualify::RaDrop;
 
@@ -95,9 +110,13 @@ pub const DEFAULT_MTU: u16 = 1280;
 /// Capacity of the event queue (see the module docs for the overflow policy).
 pub const EVENT_CAPACITY: usize = 8;
 
-/// Smallest `out` buffer [`Client::poll_transmit`] needs: a Router
-/// Solicitation is 61 bytes (13-byte authentication header, 48-byte IPv6 RS).
-pub const MIN_TRANSMIT_BUFFER: usize = 61;
+/// Smallest `out` buffer [`Client::handle_udp`], [`Client::handle_ipv6`] and
+/// [`Client::poll_transmit`] need: a queued packet (at most 1280 bytes, the
+/// queue slot size of the default table) or an ICMPv6 error (at most 1280
+/// bytes, RFC 4443 §2.4(c)), plus room for Teredo headers. With a shorter
+/// buffer, what does not fit is lost (counted in
+/// [`Stats::transmit_buffer_too_small`]).
+pub const MIN_OUTPUT_BUFFER: usize = 1280 + 64;
 
 /// Client configuration. [`Config::new`] gives the RFC defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,15 +193,45 @@ fn next_address(addr: Ipv4Addr) -> Ipv4Addr {
     Ipv4Addr::from_bits(addr.to_bits().wrapping_add(1))
 }
 
-/// A datagram [`Client::poll_transmit`] wrote: send `out[..len]` from the
-/// service port to `to`.
+/// What [`Client::poll_transmit`] wrote: send `out[..len]` to `dest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Transmit {
-    /// Destination endpoint.
-    pub to: SocketAddrV4,
-    /// Length of the UDP payload at the start of `out`.
+    /// Where it goes.
+    pub dest: Destination,
+    /// Length of the UDP payload or IPv6 packet at the start of `out`.
     pub len: usize,
+}
+
+/// Where a [`Transmit`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Destination {
+    /// One UDP datagram from the service port to this endpoint.
+    Udp(SocketAddrV4),
+    /// One IPv6 packet to write to the tunnel interface (an ICMPv6 error).
+    Tunnel,
+}
+
+/// What to do right now with the result of one input
+/// ([`Client::handle_udp`], [`Client::handle_ipv6`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output<'a> {
+    /// Nothing now: consumed, queued or dropped (see [`Client::stats`]);
+    /// more may come from [`Client::poll_transmit`].
+    None,
+    /// Send `data` as one UDP datagram from the service port to `to`. On the
+    /// hot path `data` borrows the input packet itself (simple encapsulation
+    /// has no header).
+    Udp {
+        /// Destination endpoint.
+        to: SocketAddrV4,
+        /// The UDP payload.
+        data: &'a [u8],
+    },
+    /// Write this IPv6 packet to the tunnel. For a received datagram it
+    /// borrows the datagram (the decapsulated packet, no copy).
+    Tunnel(&'a [u8]),
 }
 
 /// What the symmetric NAT test (RFC 4380 §5.2.1 step 7) found about the
@@ -322,10 +371,32 @@ pub struct Stats {
     pub ra_accepted: u64,
     /// Events dropped because the queue was full (oldest first).
     pub events_dropped: u64,
-    /// Router Solicitations lost because `out` was shorter than
-    /// [`MIN_TRANSMIT_BUFFER`].
+    /// Datagrams or packets lost because `out` was shorter than
+    /// [`MIN_OUTPUT_BUFFER`].
     pub transmit_buffer_too_small: u64,
+    /// Packets received from peers and written to the tunnel.
+    pub delivered: u64,
+    /// Tunnel packets sent at once to a trusted peer (RFC 4380 §5.2.4 case 1).
+    pub sent_direct: u64,
+    /// Tunnel packets queued while their peer was being reached.
+    pub queued: u64,
+    /// Queued packets released to a peer that became trusted.
+    pub flushed: u64,
+    /// Bubbles sent: direct, indirect, and answers to bubbles from the server.
+    pub bubbles_sent: u64,
+    /// Bubbles received (consumed, never delivered).
+    pub bubbles_received: u64,
+    /// Echo requests of direct IPv6 connectivity tests sent.
+    pub echo_requests_sent: u64,
+    /// Times a peer became trusted at a new mapping (rules 2 and 3 of
+    /// RFC 4380 §5.2.3).
+    pub peers_trusted: u64,
+    /// ICMPv6 errors written to the tunnel.
+    pub icmp_errors_sent: u64,
+    /// ICMPv6 errors suppressed by the rate limit (RFC 4443 §2.4(f)).
+    pub icmp_errors_limited: u64,
     ra_drops: [u64; RaDrop::ALL.len()],
+    data_drops: [u64; DataDrop::ALL.len()],
 }
 
 impl Stats {
@@ -341,9 +412,30 @@ impl Stats {
 
     fn count_ra_drop(&mut self, reason: RaDrop) {
         if let Some(n) = self.ra_drops.get_mut(reason.index()) {
-            *n = n.saturating_add(1);
+            bump(n);
         }
     }
+
+    /// How many packets the data path dropped for `reason`.
+    pub fn data_drops(&self, reason: DataDrop) -> u64 {
+        self.data_drops.get(reason.index()).copied().unwrap_or(0)
+    }
+
+    /// All packets the data path dropped, whatever the reason.
+    pub fn total_data_drops(&self) -> u64 {
+        self.data_drops.iter().fold(0, |a, &b| a.saturating_add(b))
+    }
+
+    fn count_data_drop(&mut self, reason: DataDrop) {
+        if let Some(n) = self.data_drops.get_mut(reason.index()) {
+            bump(n);
+        }
+    }
+}
+
+/// Add one to a counter (saturating: counters never wrap or panic).
+fn bump(counter: &mut u64) {
+    *counter = counter.saturating_add(1);
 }
 
 /// The client's side effects during one call: randomness in, events and
@@ -389,19 +481,51 @@ impl<R> Ctx<'_, R> {
 /// Maintenance (RFC 4380 §5.2.5): when nothing came from the server for a
 /// randomized refresh interval, an RS goes to its primary address, with the
 /// same `T`/`N` rules; a different mapping in the RA changes the address.
-pub struct Client<R: Rng> {
+///
+/// Data path (RFC 4380 §5.2.3–§5.2.6, §5.2.9; RFC 5991 §3.2): see
+/// [`Client::handle_ipv6`] and [`Client::handle_udp`]. Peers live in a
+/// fixed [`PeerTable`] of `N` entries, `B` buckets and `SLOTS` queue slots
+/// of `SLOT_SIZE` bytes; the defaults are the router-sized
+/// [`crate::peers::ClientPeerTable`] (about 102 KiB, so keep the client in
+/// a `Box` or a long-lived frame). The peer table is emptied whenever the
+/// address changes or is lost ([`Event::MappingChanged`], [`Event::Lost`]).
+pub struct Client<
+    R: Rng,
+    const N: usize = 256,
+    const B: usize = 512,
+    const SLOTS: usize = 64,
+    const SLOT_SIZE: usize = 1280,
+> {
     qualifier: Qualifier,
+    data: DataPath<N, B, SLOTS, SLOT_SIZE>,
     rng: R,
     events: Deque<Event, EVENT_CAPACITY>,
     stats: Stats,
 }
 
 impl<R: Rng> Client<R> {
-    /// A client that starts qualifying at `now`: the first Router
-    /// Solicitations are ready for [`Client::poll_transmit`] at once.
+    /// A client with the router-sized peer table that starts qualifying at
+    /// `now`: the first Router Solicitations are ready for
+    /// [`Client::poll_transmit`] at once.
     pub fn new(config: Config, rng: R, now: Instant) -> Self {
+        Client::with_table(config, rng, now)
+    }
+}
+
+impl<R: Rng, const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
+    Client<R, N, B, SLOTS, SLOT_SIZE>
+{
+    /// As [`Client::new`], with a peer table of the type's own capacities
+    /// (see [`PeerTable`] for their constraints). The table's hash key and
+    /// the echo-test key are drawn from `rng`.
+    pub fn with_table(config: Config, mut rng: R, now: Instant) -> Self {
+        let mut table_key = [0u8; 16];
+        let mut echo_key = [0u8; 16];
+        rng.fill_bytes(&mut table_key);
+        rng.fill_bytes(&mut echo_key);
         Client {
             qualifier: Qualifier::new(config, now),
+            data: DataPath::new(table_key, echo_key, now),
             rng,
             events: Deque::new(),
             stats: Stats::default(),
@@ -413,21 +537,70 @@ impl<R: Rng> Client<R> {
         self.qualifier.config()
     }
 
+    /// Hand the data path the current address (emptying the peer table if
+    /// it changed).
+    fn sync_address(&mut self) {
+        self.data
+            .set_address(self.qualifier.qualification().map(|q| q.address));
+    }
+
     /// Handles one datagram received on the service port from `remote`.
-    /// Call it for **every** datagram, before the data path sees it.
+    /// Call it for **every** datagram (RAs, bubbles, data from peers and
+    /// relays); `out` needs [`MIN_OUTPUT_BUFFER`] bytes.
     ///
     /// Any datagram from the current server's primary address and port 3544
     /// counts as interaction with the server and postpones the next refresh
-    /// (RFC 4380 §5.2.3, §5.2.5). Returns `true` if the datagram was a
-    /// Router Advertisement and has been consumed (accepted, or dropped and
-    /// counted in [`Stats::ra_drops`]); `false` if it is for the data path.
-    pub fn handle_udp(&mut self, now: Instant, remote: SocketAddrV4, datagram: &[u8]) -> bool {
+    /// (RFC 4380 §5.2.3, §5.2.5). Router Advertisements go to qualification
+    /// (accepted, or dropped and counted in [`Stats::ra_drops`]). Everything
+    /// else follows RFC 4380 §5.2.3: a bubble relayed by our server with an
+    /// origin indication is answered with a direct bubble to the origin
+    /// (returned as [`Output::Udp`]); packets from trusted peers, from peers
+    /// whose Teredo address embeds the UDP source, and nothing else, are
+    /// delivered ([`Output::Tunnel`] borrowing `datagram`); an echo reply
+    /// with our nonce makes its relay trusted; a packet from an unverified
+    /// native source is dropped and starts a connectivity test (the echo
+    /// request is returned as [`Output::Udp`]). Drops are counted in
+    /// [`Stats::data_drops`].
+    pub fn handle_udp<'a>(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        datagram: &'a [u8],
+        out: &'a mut [u8],
+    ) -> Output<'a> {
         let mut ctx = Ctx {
             rng: &mut self.rng,
             events: &mut self.events,
             stats: &mut self.stats,
         };
-        self.qualifier.handle_udp(now, remote, datagram, &mut ctx)
+        let consumed = self.qualifier.handle_udp(now, remote, datagram, &mut ctx);
+        self.sync_address();
+        if consumed {
+            return Output::None;
+        }
+        self.data
+            .handle_udp(now, remote, datagram, out, &mut self.stats)
+    }
+
+    /// Handles one IPv6 packet read from the tunnel (RFC 4380 §5.2.4);
+    /// `out` needs [`MIN_OUTPUT_BUFFER`] bytes.
+    ///
+    /// To a trusted peer heard from within 30 s, the packet goes at once
+    /// ([`Output::Udp`] borrowing `packet`). To another Teredo peer, it is
+    /// queued while bubbles go directly and through the peer's server; to a
+    /// native host, while an echo test through our server finds its relay
+    /// (both from [`Client::poll_transmit`]). Not qualified, a source other
+    /// than our address, or a peer that never answered: an ICMPv6
+    /// Destination Unreachable for the tunnel ([`Output::Tunnel`] in `out`,
+    /// rate-limited). Multicast, and Teredo destinations embedding a
+    /// non-global IPv4, are dropped silently.
+    pub fn handle_ipv6<'a>(
+        &mut self,
+        now: Instant,
+        packet: &'a [u8],
+        out: &'a mut [u8],
+    ) -> Output<'a> {
+        self.data.handle_ipv6(now, packet, out, &mut self.stats)
     }
 
     /// Runs the timers. Call it when the instant [`Client::poll_timeout`]
@@ -439,28 +612,40 @@ impl<R: Rng> Client<R> {
             stats: &mut self.stats,
         };
         self.qualifier.handle_timeout(now, &mut ctx);
+        self.sync_address();
+        self.data.handle_timeout(now);
     }
 
-    /// Writes the next datagram due (today: a Router Solicitation) into
-    /// `out` and says where to send it. Call it after [`Client::new`] and
+    /// Writes the next datagram or tunnel packet due into `out` and says
+    /// where it goes: queued packets released to peers that became trusted,
+    /// bubbles and echo requests due, ICMPv6 errors for queued packets that
+    /// will never go, Router Solicitations. Call it after [`Client::new`] and
     /// after every `handle_*` or [`Client::requalify`] call, repeatedly until
-    /// it returns `None`; send each datagram at once, since the answer's
-    /// timeout starts at `now`. `out` needs [`MIN_TRANSMIT_BUFFER`] bytes; a
-    /// shorter one loses the datagram (counted).
+    /// it returns `None`; send each at once, since retry timers start at
+    /// `now`. `out` needs [`MIN_OUTPUT_BUFFER`] bytes; what does not fit is
+    /// lost (counted).
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
         let mut ctx = Ctx {
             rng: &mut self.rng,
             events: &mut self.events,
             stats: &mut self.stats,
         };
-        self.qualifier.poll_transmit(now, out, &mut ctx)
+        if let Some(tx) = self.qualifier.poll_transmit(now, out, &mut ctx) {
+            return Some(tx);
+        }
+        let (to, len) = self.data.poll_transmit(now, out, &mut self.stats)?;
+        let dest = to.map_or(Destination::Tunnel, Destination::Udp);
+        Some(Transmit { dest, len })
     }
 
     /// When [`Client::handle_timeout`] must be called next. Ask again after
-    /// every call into the client; the instant may already be past (a
-    /// datagram is waiting in [`Client::poll_transmit`]).
+    /// every call into the client; the instant may already be past (work is
+    /// waiting in [`Client::poll_transmit`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.qualifier.poll_timeout()
+        match (self.qualifier.poll_timeout(), self.data.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next event for the glue. Call it after every call into the client
@@ -475,6 +660,7 @@ impl<R: Rng> Client<R> {
     /// event; changed, [`Event::MappingChanged`]; failed, [`Event::Lost`].
     pub fn requalify(&mut self, now: Instant) {
         self.qualifier.requalify(now);
+        self.sync_address();
     }
 
     /// The current qualification, if the client has an address.
@@ -485,6 +671,11 @@ impl<R: Rng> Client<R> {
     /// Where the client stands.
     pub fn state(&self) -> State {
         self.qualifier.state()
+    }
+
+    /// The peer table, for status output.
+    pub fn peers(&self) -> &PeerTable<N, B, SLOTS, SLOT_SIZE> {
+        &self.data.peers
     }
 
     /// Counters since the client was created.

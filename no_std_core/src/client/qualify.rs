@@ -19,7 +19,10 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 
 use smoltcp::wire::{IpProtocol, Ipv6Packet};
 
-use super::{Config, Ctx, Event, NatMapping, NatType, Qualification, State, Transmit, DEFAULT_MTU};
+use super::{
+    Config, Ctx, Destination, Event, NatMapping, NatType, Qualification, State, Transmit,
+    DEFAULT_MTU,
+};
 use crate::addr::{self, TeredoAddr, ALL_ROUTERS, CLIENT_LL_RESTRICTED, TEREDO_PORT};
 use crate::nonce::Rng;
 use crate::time::{Duration, Instant};
@@ -702,7 +705,10 @@ impl Qualifier {
         match emit_rs(nonce, out) {
             Ok(len) => {
                 ctx.stats.rs_sent = ctx.stats.rs_sent.saturating_add(1);
-                Some(Transmit { to, len })
+                Some(Transmit {
+                    dest: Destination::Udp(to),
+                    len,
+                })
             }
             Err(_) => {
                 ctx.stats.transmit_buffer_too_small =
@@ -740,7 +746,7 @@ impl Qualifier {
 
 #[cfg(test)]
 mod test {
-    use super::super::{Client, Config, Event, NatMapping, NatType, State, MIN_TRANSMIT_BUFFER};
+    use super::super::{Client, Config, Event, NatMapping, NatType, State, MIN_OUTPUT_BUFFER};
     use super::*;
     use crate::addr::{CLIENT_LL_CONE, DEFAULT_PREFIX, FLAG_RANDOM_MASK};
     use crate::nonce::SplitMix64;
@@ -753,6 +759,22 @@ mod test {
     /// 2001:0 + 198.51.100.1.
     const PREFIX64: [u8; 8] = [0x20, 0x01, 0x00, 0x00, 0xc6, 0x33, 0x64, 0x01];
     const NONCE: [u8; 8] = [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88];
+    /// Length of our Router Solicitation datagram.
+    const RS_LEN: usize = 61;
+
+    /// Feeds `datagram` to the client; `true` if qualification consumed it
+    /// as a Router Advertisement (accepted or dropped and counted).
+    fn feed(
+        client: &mut Client<SplitMix64>,
+        now: Instant,
+        from: SocketAddrV4,
+        datagram: &[u8],
+    ) -> bool {
+        let before = client.stats().ra_accepted + client.stats().total_ra_drops();
+        let mut out = std::vec![0u8; MIN_OUTPUT_BUFFER];
+        client.handle_udp(now, from, datagram, &mut out);
+        client.stats().ra_accepted + client.stats().total_ra_drops() != before
+    }
 
     /// Miredo's RS as captured (miredo.md §3.3, teredo-spec §1.4): nonce-only
     /// authentication header, RS from fe80::ffff:ffff:ffff to ff02::2, hop
@@ -855,8 +877,8 @@ mod test {
         let mut client = Client::new(config, SplitMix64::new(7), Instant::ZERO);
         let mut out = [0u8; 1500];
         let tx = client.poll_transmit(Instant::ZERO, &mut out).unwrap();
-        assert_eq!(tx.to, SERVER_EP);
-        assert_eq!(tx.len, MIN_TRANSMIT_BUFFER);
+        assert_eq!(tx.dest, Destination::Udp(SERVER_EP));
+        assert_eq!(tx.len, RS_LEN);
         assert!(client.poll_transmit(Instant::ZERO, &mut out).is_none());
         let nonce = encap::Repr::parse(&out[..tx.len])
             .unwrap()
@@ -908,7 +930,7 @@ mod test {
     #[test]
     fn rs_buffer_too_small_is_counted() {
         let mut client = Client::new(Config::new(SERVER), SplitMix64::new(1), Instant::ZERO);
-        let mut out = [0u8; MIN_TRANSMIT_BUFFER - 1];
+        let mut out = [0u8; RS_LEN - 1];
         assert_eq!(client.poll_transmit(Instant::ZERO, &mut out), None);
         assert_eq!(client.stats().transmit_buffer_too_small, 1);
         assert_eq!(client.stats().rs_sent, 0);
@@ -918,7 +940,7 @@ mod test {
     fn valid_ra_qualifies() {
         let (mut client, nonce) = soliciting();
         let now = Instant::from_millis(40);
-        assert!(client.handle_udp(now, SERVER_EP, &Ra::valid(nonce).build()));
+        assert!(feed(&mut client, now, SERVER_EP, &Ra::valid(nonce).build()));
         let Some(Event::Qualified {
             address,
             mtu,
@@ -953,7 +975,7 @@ mod test {
 
     /// Qualifies the client of [`soliciting`] with an RA arriving at `at`.
     fn qualify(client: &mut Client<SplitMix64>, nonce: [u8; 8], at: Instant) {
-        assert!(client.handle_udp(at, SERVER_EP, &Ra::valid(nonce).build()));
+        assert!(feed(client, at, SERVER_EP, &Ra::valid(nonce).build()));
         assert!(matches!(client.poll_event(), Some(Event::Qualified { .. })));
     }
 
@@ -968,11 +990,16 @@ mod test {
         // From elsewhere, or from the server's other port: no effect.
         let other = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 2), TEREDO_PORT);
         for from in [other, SocketAddrV4::new(SERVER, 1234)] {
-            assert!(!client.handle_udp(Instant::from_secs(20), from, &bubble));
+            assert!(!feed(&mut client, Instant::from_secs(20), from, &bubble));
             assert_eq!(client.poll_timeout(), Some(due));
         }
         // RFC 4380 §5.2.3: from the server, it counts as interaction.
-        assert!(!client.handle_udp(Instant::from_secs(20), SERVER_EP, &bubble));
+        assert!(!feed(
+            &mut client,
+            Instant::from_secs(20),
+            SERVER_EP,
+            &bubble
+        ));
         let moved = Duration::from_millis(20_000 - 40);
         assert_eq!(client.poll_timeout(), Some(due + moved));
         client.handle_timeout(due);
@@ -989,7 +1016,7 @@ mod test {
         client.handle_timeout(due);
         let mut out = [0u8; 100];
         let tx = client.poll_transmit(due, &mut out).unwrap();
-        assert_eq!(tx.to, SERVER_EP);
+        assert_eq!(tx.dest, Destination::Udp(SERVER_EP));
         let nonce = encap::Repr::parse(&out[..tx.len])
             .unwrap()
             .auth
@@ -997,7 +1024,7 @@ mod test {
             .nonce;
         let mut ra = Ra::valid(nonce);
         ra.mtu = Some(1400);
-        assert!(client.handle_udp(due, SERVER_EP, &ra.build()));
+        assert!(feed(&mut client, due, SERVER_EP, &ra.build()));
         assert_eq!(client.poll_event(), Some(Event::MtuChanged { mtu: 1400 }));
         assert_eq!(client.poll_event(), None);
         let q = client.qualification().unwrap();
@@ -1010,7 +1037,7 @@ mod test {
             let (mut client, nonce) = soliciting();
             let mut ra = Ra::valid(nonce);
             ra.mtu = option;
-            assert!(client.handle_udp(Instant::ZERO, SERVER_EP, &ra.build()));
+            assert!(feed(&mut client, Instant::ZERO, SERVER_EP, &ra.build()));
             assert_eq!(client.qualification().unwrap().mtu, mtu);
         }
     }
@@ -1095,14 +1122,19 @@ mod test {
             let mut from = SERVER_EP;
             edit(&mut ra, &mut from);
             assert!(
-                client.handle_udp(Instant::ZERO, from, &ra.build()),
+                feed(&mut client, Instant::ZERO, from, &ra.build()),
                 "{name}"
             );
             assert_eq!(client.stats().ra_drops(reason), 1, "{name}");
             assert_eq!(client.stats().total_ra_drops(), 1, "{name}");
             assert_eq!(client.poll_event(), None, "{name}");
             assert_eq!(client.state(), State::Qualifying, "{name}");
-            assert!(client.handle_udp(Instant::ZERO, SERVER_EP, &Ra::valid(nonce).build()));
+            assert!(feed(
+                &mut client,
+                Instant::ZERO,
+                SERVER_EP,
+                &Ra::valid(nonce).build()
+            ));
             assert!(
                 matches!(client.poll_event(), Some(Event::Qualified { .. })),
                 "{name}"
@@ -1119,14 +1151,19 @@ mod test {
         client
             .poll_transmit(Instant::from_secs(4), &mut out)
             .unwrap();
-        assert!(client.handle_udp(Instant::from_secs(4), SERVER_EP, &Ra::valid(first).build()));
+        assert!(feed(
+            &mut client,
+            Instant::from_secs(4),
+            SERVER_EP,
+            &Ra::valid(first).build()
+        ));
         assert_eq!(client.stats().ra_drops(RaDrop::WrongNonce), 1);
         // Once qualified, no RS is outstanding: anything is unsolicited.
         let second = encap::Repr::parse(&out[..61]).unwrap().auth.unwrap().nonce;
         let ra = Ra::valid(second).build();
-        assert!(client.handle_udp(Instant::from_secs(5), SERVER_EP, &ra));
+        assert!(feed(&mut client, Instant::from_secs(5), SERVER_EP, &ra));
         assert_eq!(client.stats().ra_accepted, 1);
-        assert!(client.handle_udp(Instant::from_secs(5), SERVER_EP, &ra));
+        assert!(feed(&mut client, Instant::from_secs(5), SERVER_EP, &ra));
         assert_eq!(client.stats().ra_drops(RaDrop::Unsolicited), 1);
     }
 
@@ -1139,7 +1176,7 @@ mod test {
         bubble[0] = 0x60;
         bubble[6] = 59;
         for datagram in [&rs[..], &bubble[..], &[][..], &[0x00, 0x01, 0x02][..]] {
-            assert!(!client.handle_udp(Instant::ZERO, SERVER_EP, datagram));
+            assert!(!feed(&mut client, Instant::ZERO, SERVER_EP, datagram));
         }
         assert_eq!(client.stats().total_ra_drops(), 0);
     }
@@ -1169,8 +1206,8 @@ mod test {
             port in any::<u16>(),
         ) {
             let (mut client, _) = soliciting();
-            client.handle_udp(Instant::ZERO, SocketAddrV4::new(SERVER, port), &bytes);
-            client.handle_udp(Instant::ZERO, SERVER_EP, &bytes);
+            feed(&mut client, Instant::ZERO, SocketAddrV4::new(SERVER, port), &bytes);
+            feed(&mut client, Instant::ZERO, SERVER_EP, &bytes);
         }
 
         #[test]
@@ -1180,7 +1217,7 @@ mod test {
             if let Some(b) = ra.get_mut(at) {
                 *b ^= xor;
             }
-            if client.handle_udp(Instant::ZERO, SERVER_EP, &ra) {
+            if feed(&mut client, Instant::ZERO, SERVER_EP, &ra) {
                 let s = client.stats();
                 prop_assert_eq!(s.ra_accepted + s.total_ra_drops(), 1);
             }

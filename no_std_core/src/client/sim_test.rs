@@ -6,7 +6,7 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::vec::Vec;
 
-use super::{Client, Config, Event, NatMapping, NatType, State, EVENT_CAPACITY};
+use super::{Client, Config, Destination, Event, NatMapping, NatType, State, EVENT_CAPACITY};
 use crate::addr::{TeredoAddr, DEFAULT_PREFIX, FLAG_RANDOM_MASK, TEREDO_PORT};
 use crate::nonce::{Rng, SplitMix64};
 use crate::server::{self, Action, Local, Server};
@@ -191,9 +191,12 @@ impl Sim {
     fn flush_client(&mut self) {
         let mut buf = [0u8; 1500];
         while let Some(tx) = self.client.poll_transmit(self.now, &mut buf) {
-            self.sent.push((self.now, tx.to));
-            let src = self.nat.outbound(tx.to);
-            self.send(src, tx.to, &buf[..tx.len]);
+            let Destination::Udp(to) = tx.dest else {
+                panic!("nothing goes to the tunnel here");
+            };
+            self.sent.push((self.now, to));
+            let src = self.nat.outbound(to);
+            self.send(src, to, &buf[..tx.len]);
         }
         while self.drain_events {
             let Some(event) = self.client.poll_event() else {
@@ -206,7 +209,9 @@ impl Sim {
     fn deliver(&mut self, packet: Packet) {
         if *packet.to.ip() == PUBLIC_IP {
             if self.nat.inbound(packet.from, packet.to.port()) {
-                self.client.handle_udp(self.now, packet.from, &packet.data);
+                let mut out = [0u8; 1500];
+                self.client
+                    .handle_udp(self.now, packet.from, &packet.data, &mut out);
             }
             return;
         }

@@ -185,6 +185,18 @@ impl Peer {
         self.last_tx
     }
 
+    /// Time of the last bubble sent (back-dated on a new entry): the client
+    /// gives up on the peer 2 s after the last allowed one.
+    pub fn last_bubble(&self) -> Instant {
+        self.last_bubble
+    }
+
+    /// Time of the last echo request sent for the peer (back-dated on a new
+    /// entry): the connectivity test fails 2 s after the last allowed one.
+    pub fn last_echo(&self) -> Instant {
+        self.last_echo
+    }
+
     /// Bubbles sent since the last direct response, within the current
     /// 300 s window (RFC 4380 §5.2.6).
     pub fn bubbles_sent(&self) -> u8 {
