@@ -35,6 +35,7 @@
 #   lab_start_server miredo|shipworm  sets LAB_SERVER_PID; waits for UDP 3544
 #   lab_start_miredo_client <client> [server-ip]   sets LAB_LAST_PID
 #   lab_start_miredo_relay            sets LAB_RELAY_PID; waits for 2001::/32
+#   lab_start_shipworm_client <client> [option...]  `shipworm client`; LAB_LAST_PID
 #   lab_capture_start <node> <iface> <file> [filter]  dumpcap; LAB_LAST_PID
 #   lab_capture_wait <file> <n> <timeout_s>  until n packets are written
 #   lab_teredo_addr <node>            print the node's 2001:0:… address
@@ -413,8 +414,8 @@ EOF
             -c "$LAB_DIR/miredo-server.conf" -p "$LAB_DIR/miredo-server.pid"
         ;;
     shipworm)
-        local bin=${SHIPWORM_BIN:-${CARGO_TARGET_DIR:-$LAB_REPO/target}/release/shipworm}
-        [[ -x $bin ]] || { lab_log "no shipworm binary at $bin"; return 1; }
+        local bin
+        bin=$(lab__shipworm_bin) || return 1
         lab_spawn server "$log" "$bin" server "$LAB_SERVER_IP"
         ;;
     *) lab_log "lab_start_server: unknown implementation '$impl'"; return 1 ;;
@@ -434,6 +435,22 @@ EOF
 lab__server_ready() {  # <pid>: bound on both addresses, or dead (checked after)
     ! lab__alive "$1" && return 0
     lab_udp_bound server "$LAB_SERVER_IP" 3544 && lab_udp_bound server "$LAB_SERVER_IP2" 3544
+}
+
+lab__shipworm_bin() {
+    local bin=${SHIPWORM_BIN:-${CARGO_TARGET_DIR:-$LAB_REPO/target}/release/shipworm}
+    [[ -x $bin ]] || { lab_log "no shipworm binary at $bin"; return 1; }
+    echo "$bin"
+}
+
+# Shipworm's client in <client>, against the lab's server unless the options
+# say otherwise; logs at debug level to $LAB_DIR/shipworm-<client>.log.
+lab_start_shipworm_client() {
+    local node=$1 bin
+    shift
+    bin=$(lab__shipworm_bin) || return 1
+    lab_spawn "$node" "$LAB_DIR/shipworm-$node.log" "$bin" client \
+        --server "$LAB_SERVER_IP" --log-level debug "$@"
 }
 
 lab_start_miredo_client() {

@@ -19,7 +19,7 @@ if ((EUID != 0)); then
     exit 1
 fi
 
-read -ra TESTS <<<"${LAB_TESTS:-qualify p2p native_via_relay tshark_rsra}"
+read -ra TESTS <<<"${LAB_TESTS:-qualify p2p native_via_relay tshark_rsra client_qualify}"
 read -ra IMPLS <<<"${LAB_IMPLS:-miredo shipworm}"
 TEST_TIMEOUT=${LAB_TEST_TIMEOUT:-90}
 SHIPWORM_BIN=${SHIPWORM_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/shipworm}

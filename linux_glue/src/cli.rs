@@ -1,15 +1,22 @@
 //! The command line: `shipworm <role> [options]`.
 //!
-//! Hand-written rather than clap: one role with five options does not justify
-//! the ~300 KB clap adds to a router binary.
+//! Hand-written rather than clap: two roles with a dozen options do not
+//! justify the ~300 KB clap adds to a router binary.
 
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use log::LevelFilter;
 use shipworm_core::addr::DEFAULT_PREFIX;
 use shipworm_core::server::{Config, DEFAULT_MAX_FORWARD_PAYLOAD, DEFAULT_MTU};
+
+use crate::sys::tun::MAX_NAME_LEN;
+
+/// The client's tunnel interface name unless `--interface` says otherwise
+/// (Miredo's too, so scripts written for it keep working).
+pub const DEFAULT_INTERFACE: &str = "teredo";
 
 /// `shipworm <version>`, for `--version`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"));
@@ -27,7 +34,10 @@ Usage: shipworm <role> [options]
 Roles:
   server <primary-IPv4>   Teredo server on UDP port 3544 of two global IPv4
                           addresses assigned to this host
-  client                  not yet implemented
+  client --server <host>  Teredo client behind a cone or restricted NAT:
+                          qualification, the tunnel interface (address,
+                          routes, MTU) and IPv6 through it, directly to
+                          Teredo peers and via relays to native hosts
   relay                   not yet implemented
 
 Server options:
@@ -40,8 +50,25 @@ Server options:
                              packets other than bubbles (default: {DEFAULT_MAX_FORWARD_PAYLOAD})
   --log-level <level>        error, warn, info, debug or trace (default: info)
 
-Runs in the foreground and logs to standard error. SIGINT and SIGTERM stop it;
-SIGUSR1 logs its counters. Exit status: 0 after a signal, 2 on bad usage or a
+Client options:
+  --server <host|IPv4>       Teredo server (required); a name is resolved at
+                             start and again whenever the server is lost
+  --server2 <IPv4>           the server's secondary address, for the
+                             symmetric NAT test (default: primary + 1)
+  --fallback <host|IPv4>     a second Teredo server, used when the first is
+                             silent (its secondary address: its primary + 1)
+  --interface <name>         tunnel interface (default: {DEFAULT_INTERFACE})
+  --bind <IPv4>              local address of the UDP socket (default: any)
+  --port <N>                 local UDP port, 0 = random (default: 0)
+  --hook <path>              run this program on every state change with
+                             Miredo's client-hook environment (IFACE, STATE,
+                             ADDRESS, LLADDRESS, MTU, OLD_*) instead of
+                             configuring the interface itself
+  --log-level <level>        as for the server
+
+Runs in the foreground and logs to standard error. SIGINT and SIGTERM stop it
+(the client removes its address and routes, and the tunnel disappears);
+SIGUSR1 logs its state and counters. Exit status: 0 after a signal, 2 on bad usage or a
 failed start-up check, 1 on a later system error.
 "
     )
@@ -56,6 +83,8 @@ pub enum Command {
     Version,
     /// Run the Teredo server.
     Server(ServerArgs),
+    /// Run the Teredo client.
+    Client(ClientArgs),
     /// A role that exists in the plan but not yet in the code.
     Unimplemented(&'static str),
 }
@@ -65,6 +94,28 @@ pub enum Command {
 pub struct ServerArgs {
     /// The core's configuration.
     pub config: Config,
+    /// Lowest level logged.
+    pub log_level: LevelFilter,
+}
+
+/// The `client` role's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientArgs {
+    /// Teredo server: a host name or an IPv4 address.
+    pub server: String,
+    /// The server's secondary address; `None`: primary + 1.
+    pub server2: Option<Ipv4Addr>,
+    /// Fallback Teredo server: a host name or an IPv4 address.
+    pub fallback: Option<String>,
+    /// Tunnel interface name.
+    pub interface: String,
+    /// Local IPv4 address of the service port (unspecified: any).
+    pub bind: Ipv4Addr,
+    /// Local UDP port of the service port (0: random).
+    pub port: u16,
+    /// Program run on every state change, instead of configuring the
+    /// interface directly.
+    pub hook: Option<PathBuf>,
     /// Lowest level logged.
     pub log_level: LevelFilter,
 }
@@ -101,7 +152,7 @@ where
         "-h" | "--help" => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
         "server" => parse_server(args),
-        "client" => Ok(Command::Unimplemented("client")),
+        "client" => parse_client(args),
         "relay" => Ok(Command::Unimplemented("relay")),
         other if other.starts_with('-') => Err(usage(format!("unknown option '{other}'"))),
         other => Err(usage(format!("unknown role '{other}'"))),
@@ -191,7 +242,122 @@ fn parse_server(
     }))
 }
 
-/// The options that take a value.
+/// `--name value` or `--name=value`: the name and its value.
+fn option_value(
+    arg: &str,
+    args: &mut impl Iterator<Item = Result<String, UsageError>>,
+) -> Result<(String, String), UsageError> {
+    let (name, inline) = match arg.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_owned())),
+        None => (arg, None),
+    };
+    let value = match inline {
+        Some(v) => v,
+        None => args
+            .next()
+            .transpose()?
+            .ok_or_else(|| usage(format!("option '{name}' needs a value")))?,
+    };
+    Ok((name.to_owned(), value))
+}
+
+fn parse_client(
+    mut args: impl Iterator<Item = Result<String, UsageError>>,
+) -> Result<Command, UsageError> {
+    let mut server = None;
+    let mut server2 = None;
+    let mut fallback = None;
+    let mut interface = None;
+    let mut bind = None;
+    let mut port = None;
+    let mut hook = None;
+    let mut log_level = None;
+    while let Some(arg) = args.next().transpose()? {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Command::Help);
+        }
+        if !arg.starts_with('-') {
+            return Err(usage(format!("unexpected argument '{arg}'")));
+        }
+        let (name, value) = option_value(&arg, &mut args)?;
+        let twice = || usage(format!("option '{name}' given twice"));
+        let name = name.as_str();
+        match name {
+            "--server" => set_once(&mut server, host(name, &value)?).ok_or_else(twice)?,
+            "--server2" => set_once(&mut server2, ipv4(name, &value)?).ok_or_else(twice)?,
+            "--fallback" => set_once(&mut fallback, host(name, &value)?).ok_or_else(twice)?,
+            "--interface" => set_once(&mut interface, interface_name(&value)?).ok_or_else(twice)?,
+            "--bind" => set_once(&mut bind, ipv4(name, &value)?).ok_or_else(twice)?,
+            "--port" => {
+                let n = value.parse().map_err(|_| {
+                    usage(format!(
+                        "'{value}' for '--port' is not a number from 0 to 65535"
+                    ))
+                })?;
+                set_once(&mut port, n).ok_or_else(twice)?
+            }
+            "--hook" => {
+                if value.is_empty() {
+                    return Err(usage("'--hook' needs a program path"));
+                }
+                set_once(&mut hook, PathBuf::from(value)).ok_or_else(twice)?
+            }
+            "--log-level" => set_once(&mut log_level, level(&value)?).ok_or_else(twice)?,
+            _ => return Err(usage(format!("unknown option '{name}'"))),
+        }
+    }
+    let server: String = server.ok_or_else(|| {
+        usage("'client' needs '--server <host|IPv4>' (there is no default server)")
+    })?;
+    if let (Ok(primary), Some(secondary)) = (server.parse::<Ipv4Addr>(), server2) {
+        if primary == secondary {
+            return Err(usage("'--server' and '--server2' must differ"));
+        }
+    }
+    Ok(Command::Client(ClientArgs {
+        server,
+        server2,
+        fallback,
+        interface: interface.unwrap_or_else(|| DEFAULT_INTERFACE.to_owned()),
+        bind: bind.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        port: port.unwrap_or(0),
+        hook,
+        log_level: log_level.unwrap_or(LevelFilter::Info),
+    }))
+}
+
+/// A server given as a host name or an IPv4 address (resolved later).
+fn host(what: &str, s: &str) -> Result<String, UsageError> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(usage(format!(
+            "'{s}' for '{what}' is neither a host name nor an IPv4 address"
+        )))
+    }
+}
+
+/// An interface name the kernel accepts.
+fn interface_name(s: &str) -> Result<String, UsageError> {
+    let bad = s.is_empty()
+        || s.len() > MAX_NAME_LEN
+        || s == "."
+        || s == ".."
+        || s.bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0);
+    if bad {
+        return Err(usage(format!(
+            "'{s}' is not a valid interface name (1 to {MAX_NAME_LEN} bytes, no '/', ':' or spaces)"
+        )));
+    }
+    Ok(s.to_owned())
+}
+
+/// The server options that take a value.
 enum Opt {
     Secondary,
     Prefix,
@@ -286,12 +452,14 @@ mod test {
         assert_eq!(p(&["-h"]), Ok(Command::Help));
         assert_eq!(p(&["--version"]), Ok(Command::Version));
         assert_eq!(p(&["-V", "junk"]), Ok(Command::Version));
-        assert_eq!(p(&["client"]), Ok(Command::Unimplemented("client")));
+        assert_eq!(p(&["client", "--help"]), Ok(Command::Help));
         assert_eq!(p(&["relay", "x"]), Ok(Command::Unimplemented("relay")));
         assert_eq!(p(&["server", "--help"]), Ok(Command::Help));
         assert!(VERSION.starts_with("shipworm 0."));
         let help = help();
-        assert!(help.contains("client                  not yet implemented"));
+        assert!(help.contains("Teredo client behind a cone or restricted NAT"));
+        assert!(help.contains("relay                   not yet implemented"));
+        assert!(help.contains("(default: teredo)"));
         assert!(help.contains("(default: 2001::)"));
         assert!(help.contains("(default: 88)"));
     }
@@ -410,6 +578,111 @@ mod test {
             (
                 &["server", "255.255.255.255"],
                 "has no next address; give '--secondary'",
+            ),
+        ];
+        for (args, want) in cases {
+            let got = err(args);
+            assert!(got.contains(want), "{args:?}: {got:?} lacks {want:?}");
+        }
+    }
+
+    fn client(args: &[&str]) -> ClientArgs {
+        match p(args) {
+            Ok(Command::Client(c)) => c,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_defaults() {
+        assert_eq!(
+            client(&["client", "--server", "teredo.example.net"]),
+            ClientArgs {
+                server: "teredo.example.net".to_owned(),
+                server2: None,
+                fallback: None,
+                interface: "teredo".to_owned(),
+                bind: Ipv4Addr::UNSPECIFIED,
+                port: 0,
+                hook: None,
+                log_level: LevelFilter::Info,
+            }
+        );
+    }
+
+    #[test]
+    fn client_options_both_spellings() {
+        let c = client(&[
+            "client",
+            "--server=198.51.100.1",
+            "--server2",
+            "198.51.100.9",
+            "--fallback=teredo2.example.net",
+            "--interface",
+            "tun-teredo0",
+            "--bind=192.0.2.2",
+            "--port",
+            "3545",
+            "--hook=/etc/shipworm/hook",
+            "--log-level=debug",
+        ]);
+        assert_eq!(c.server, "198.51.100.1");
+        assert_eq!(c.server2, Some(Ipv4Addr::new(198, 51, 100, 9)));
+        assert_eq!(c.fallback.as_deref(), Some("teredo2.example.net"));
+        assert_eq!(c.interface, "tun-teredo0");
+        assert_eq!(c.bind, Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(c.port, 3545);
+        assert_eq!(c.hook, Some(PathBuf::from("/etc/shipworm/hook")));
+        assert_eq!(c.log_level, LevelFilter::Debug);
+    }
+
+    #[test]
+    fn client_bad_usage_names_the_problem() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["client"], "needs '--server <host|IPv4>'"),
+            (
+                &["client", "198.51.100.1"],
+                "unexpected argument '198.51.100.1'",
+            ),
+            (&["client", "--server"], "option '--server' needs a value"),
+            (&["client", "--server="], "neither a host name nor an IPv4"),
+            (&["client", "--server=a b"], "neither a host name"),
+            (
+                &["client", "--server=x", "--server=y"],
+                "'--server' given twice",
+            ),
+            (
+                &["client", "--server=x", "--server2=x"],
+                "'x' for --server2 is not an IPv4",
+            ),
+            (
+                &["client", "--server=192.0.2.1", "--server2=192.0.2.1"],
+                "must differ",
+            ),
+            (
+                &["client", "--server=x", "--port=65536"],
+                "not a number from 0 to 65535",
+            ),
+            (
+                &["client", "--server=x", "--interface="],
+                "not a valid interface name",
+            ),
+            (
+                &["client", "--server=x", "--interface=0123456789abcdef"],
+                "1 to 15 bytes",
+            ),
+            (
+                &["client", "--server=x", "--interface=a/b"],
+                "not a valid interface",
+            ),
+            (&["client", "--server=x", "--hook="], "needs a program path"),
+            (
+                &["client", "--server=x", "--mtu=1280"],
+                "unknown option '--mtu'",
+            ),
+            (
+                &["client", "--server=x", "--log-level=loud"],
+                "log level 'loud'",
             ),
         ];
         for (args, want) in cases {

@@ -13,6 +13,8 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod client;
+pub mod hook;
 pub mod logger;
 pub mod server;
 #[allow(unsafe_code)]

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use shipworm::cli::{self, Command};
-use shipworm::{logger, server};
+use shipworm::{client, logger, server};
 
 /// Exit status for bad usage, unimplemented roles and failed start-up checks.
 const USAGE: u8 = 2;
@@ -26,6 +26,16 @@ fn main() -> ExitCode {
         Ok(Command::Server(args)) => {
             logger::init(args.log_level);
             match server::run(args.config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Ok(Command::Client(args)) => {
+            logger::init(args.log_level);
+            match client::run(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e}");

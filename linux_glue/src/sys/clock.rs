@@ -2,7 +2,15 @@
 
 use shipworm_core::time::Instant;
 
-/// Now, in milliseconds since boot.
+/// Where the core's clock starts, in boot-clock time: one hour before boot.
+///
+/// The core's epoch is arbitrary, and it back-dates new peer entries by
+/// 30 s (RFC 4380 §5.2.3, §5.2.6: "now − 30 s"), a subtraction that stops at
+/// its zero. A router that starts Teredo seconds after boot would otherwise
+/// see those entries clamped and its first bubbles held back.
+const EPOCH_OFFSET_MS: u64 = 3_600_000;
+
+/// Now, in milliseconds since an hour before boot.
 ///
 /// `CLOCK_BOOTTIME` rather than `CLOCK_MONOTONIC`: it keeps counting while the
 /// system is suspended, so a router waking up sees its NAT-refresh timers as
@@ -12,7 +20,7 @@ pub fn now() -> Instant {
     let millis = read(libc::CLOCK_BOOTTIME)
         .or_else(|| read(libc::CLOCK_MONOTONIC))
         .unwrap_or(0);
-    Instant::from_millis(millis)
+    Instant::from_millis(millis.saturating_add(EPOCH_OFFSET_MS))
 }
 
 /// Milliseconds on `clock`, or `None` if the kernel does not know it.
@@ -42,7 +50,7 @@ mod test {
         let a = now();
         std::thread::sleep(std::time::Duration::from_millis(20));
         let b = now();
-        assert!(a > Instant::ZERO);
+        assert!(a >= Instant::from_millis(EPOCH_OFFSET_MS));
         assert!((b - a).total_millis() >= 20, "{a:?} -> {b:?}");
     }
 }

@@ -19,16 +19,21 @@
 //! - [`signal`]: SIGINT, SIGTERM and SIGUSR1 as a readable descriptor.
 //! - [`ifaddr`], [`route`]: start-up checks (local IPv4 addresses and their
 //!   directed broadcasts; whether IPv6 has somewhere to go).
+//! - [`tun`]: the client's tunnel interface (`/dev/net/tun`).
+//! - [`netlink`]: rtnetlink requests (link, IPv6 addresses, default route)
+//!   and IPv4 address / route notifications.
 
 use std::io;
 
 pub mod clock;
 pub mod ifaddr;
+pub mod netlink;
 pub mod poll;
 pub mod random;
 pub mod raw6;
 pub mod route;
 pub mod signal;
+pub mod tun;
 pub mod udp;
 
 /// The C convention "-1 and errno" as an `io::Result`.

@@ -1,0 +1,953 @@
+//! `shipworm client`: the event loop around [`shipworm_core::client::Client`].
+//!
+//! Start-up creates the tunnel interface (down, no address), opens the
+//! netlink sockets and binds the service port (`--bind`:`--port`), then
+//! resolves the server names (retrying every [`RESOLVE_RETRY`] while DNS is
+//! not up yet: routers start before their uplink). One `poll(2)` then waits
+//! on the signal descriptor, the UDP socket, the tunnel, the netlink
+//! notification socket and the earliest timer; after every input the loop
+//! drains the core's transmissions and events.
+//!
+//! Events drive the interface:
+//! - without `--hook`, through [`crate::sys::netlink`] as Miredo's Linux
+//!   hook would: on qualification the link goes up with the RA's MTU and a
+//!   longer transmit queue, gets fe80::ffff:ffff:ffff/64 and the Teredo
+//!   address as a /32 (so 2001::/32 is on-link), and a default route
+//!   `::/0 dev <tunnel> metric 1029` that loses to a native default route
+//!   (metric 1024); a lost address takes all of it away again;
+//! - with `--hook`, Shipworm only creates the tunnel (and sets its queue
+//!   length) and leaves every other setting to the hook ([`crate::hook`]),
+//!   which is what OpenWrt's netifd protocol handler needs.
+//!
+//! The host's IPv4 address and default route are watched through rtnetlink
+//! notifications: a change re-qualifies within [`DEBOUNCE`] (bursts, such as
+//! an address replaced together with its routes, count once), so a moved
+//! host gets its new mapping in about one round trip instead of at the next
+//! refresh, up to 30 s later.
+//!
+//! The data path is the core's: every datagram goes to
+//! [`Client::handle_udp`] and every packet read from the tunnel to
+//! [`Client::handle_ipv6`]; their [`Output`] (a datagram to send or a packet
+//! to write to the tunnel, borrowing the input) is carried out at once, and
+//! [`Client::poll_transmit`] is drained after every input.
+
+use core::fmt::Write as _;
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::io;
+use std::net::ToSocketAddrs;
+use std::os::fd::AsFd;
+
+use log::{debug, error, info, warn};
+use shipworm_core::addr::{is_global_unicast, TeredoAddr, TEREDO_PORT};
+use shipworm_core::client::{
+    Client, Config, DataDrop, Destination, Event, NatMapping, NatType, Output, RaDrop, State,
+};
+use shipworm_core::time::{Duration, Instant};
+
+use crate::cli::ClientArgs;
+use crate::hook::{HookState, Hooks, Snapshot, HOOK_POLL};
+use crate::server::Error;
+use crate::sys::clock;
+use crate::sys::netlink::{self, Monitor, Netlink, Op};
+use crate::sys::poll::{poll, PollFd};
+use crate::sys::random::OsRng;
+use crate::sys::signal::{Signal, Signals};
+use crate::sys::tun::Tun;
+use crate::sys::udp::UdpSocket;
+
+/// Transmit queue length of the tunnel. Miredo leaves the tun default
+/// (500), which overflowed in the lab's throughput runs (lab-notes).
+pub const TXQUEUELEN: u32 = 1000;
+
+/// Metric of the default route through the tunnel: above the kernel's
+/// default 1024, so a native IPv6 default route wins (as with Miredo).
+pub const ROUTE_METRIC: u32 = 1029;
+
+/// Wait after the first IPv4 change notification before re-qualifying.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Pause between attempts to resolve a server name that did not resolve.
+pub const RESOLVE_RETRY: Duration = Duration::from_secs(10);
+
+/// Receive and transmit buffer size: any UDP payload over IPv4 fits.
+const SLOT: usize = 1 << 16;
+
+/// Kernel socket buffer requested each way for the service port.
+const SOCKET_BUFFER: usize = 1 << 18;
+
+/// Datagrams or packets handled per descriptor before polling again.
+const PER_WAKE: usize = 64;
+
+/// How long shutdown waits for the last hook calls.
+const HOOK_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Prefix length of the Teredo address: the whole Teredo prefix on-link.
+const ADDRESS_PREFIX_LEN: u8 = 32;
+
+/// Prefix length of the link-local address.
+const LINK_LOCAL_PREFIX_LEN: u8 = 64;
+
+/// The servers' primary addresses, as resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Servers {
+    primary: Ipv4Addr,
+    fallback: Option<Ipv4Addr>,
+}
+
+/// An IPv4 address literal, or the first IPv4 address `host` resolves to.
+fn resolve(host: &str) -> io::Result<Ipv4Addr> {
+    if let Ok(addr) = host.parse() {
+        return Ok(addr);
+    }
+    (host, TEREDO_PORT)
+        .to_socket_addrs()?
+        .find_map(|sa| match sa {
+            SocketAddr::V4(a) => Some(*a.ip()),
+            SocketAddr::V6(_) => None,
+        })
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no IPv4 address"))
+}
+
+fn resolve_servers(args: &ClientArgs) -> Result<Servers, String> {
+    let primary =
+        resolve(&args.server).map_err(|e| format!("cannot resolve server {}: {e}", args.server))?;
+    let fallback = match &args.fallback {
+        None => None,
+        Some(name) => match resolve(name) {
+            Ok(a) => Some(a),
+            // The primary server alone still works.
+            Err(e) => {
+                warn!("cannot resolve fallback server {name}: {e}; going on without it");
+                None
+            }
+        },
+    };
+    for addr in [Some(primary), fallback].into_iter().flatten() {
+        if !is_global_unicast(addr) {
+            warn!("server {addr} is not a global unicast IPv4 address (RFC 4380 §5.2.4)");
+        }
+    }
+    Ok(Servers { primary, fallback })
+}
+
+/// The core's configuration for these servers and this service port.
+fn config(args: &ClientArgs, servers: Servers, local_port: u16) -> Config {
+    let mut config = Config::new(servers.primary);
+    if let Some(secondary) = args.server2 {
+        config.server_secondary = Some(secondary);
+    }
+    if let Some(fallback) = servers.fallback {
+        config = config.with_fallback(fallback);
+    }
+    config.local_port = Some(local_port);
+    config
+}
+
+/// `1.234` seconds.
+fn secs(d: Duration) -> String {
+    let ms = d.total_millis();
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+fn describe_nat(nat: NatType) -> String {
+    let mut s = String::from(match nat.mapping {
+        NatMapping::ConeOrRestricted => "not symmetric (cone or restricted)",
+        NatMapping::NotTested => "not tested (no secondary server address)",
+        NatMapping::SecondaryNoReply => {
+            "unknown: the server's secondary address did not answer, a symmetric NAT is possible"
+        }
+    });
+    match nat.port_preserving {
+        Some(true) => s.push_str(", port-preserving"),
+        Some(false) => s.push_str(", port-changing"),
+        None => {}
+    }
+    s
+}
+
+/// Settings applied to the tunnel directly, through netlink.
+struct Direct {
+    nl: Netlink,
+    index: u32,
+    name: String,
+    current: Snapshot,
+}
+
+impl Direct {
+    /// Log a failed step with what it was; configuration goes on with the
+    /// next one (a half-configured tunnel is still better than none).
+    fn step(&mut self, what: &str, result: io::Result<()>) {
+        if let Err(e) = result {
+            error!("{} on {}: {e}", what, self.name);
+        }
+    }
+
+    /// Like [`Direct::step`] for removals, where "already gone" is success
+    /// (the kernel drops routes of a vanished address itself).
+    fn remove(&mut self, what: &str, result: io::Result<()>) {
+        match result {
+            Err(e) if netlink::is_already_gone(&e) => {}
+            other => self.step(what, other),
+        }
+    }
+
+    fn apply(&mut self, new: Snapshot) {
+        let old = self.current;
+        if new == old {
+            return;
+        }
+        let index = self.index;
+        let up = new.state == HookState::Up;
+        let was_up = old.state == HookState::Up;
+        if up && !was_up {
+            let r = self.nl.set_link(index, true, Some(new.mtu.into()));
+            self.step("cannot bring the link up", r);
+            let r = self
+                .nl
+                .address(Op::Add, index, new.lladdress(), LINK_LOCAL_PREFIX_LEN);
+            self.step("cannot add the link-local address", r);
+            let r = self
+                .nl
+                .address(Op::Add, index, new.address, ADDRESS_PREFIX_LEN);
+            self.step("cannot add the Teredo address", r);
+            let r = self.nl.default_route(Op::Add, index, ROUTE_METRIC);
+            self.step("cannot add the default route", r);
+        } else if up {
+            if new.mtu != old.mtu {
+                let r = self.nl.set_link(index, true, Some(new.mtu.into()));
+                self.step("cannot set the MTU", r);
+            }
+            if new.lladdress() != old.lladdress() {
+                let r = self
+                    .nl
+                    .address(Op::Delete, index, old.lladdress(), LINK_LOCAL_PREFIX_LEN);
+                self.remove("cannot remove the old link-local address", r);
+                let r = self
+                    .nl
+                    .address(Op::Add, index, new.lladdress(), LINK_LOCAL_PREFIX_LEN);
+                self.step("cannot add the link-local address", r);
+            }
+            if new.address != old.address {
+                // Add first: the on-link 2001::/32 route never disappears.
+                let r = self
+                    .nl
+                    .address(Op::Add, index, new.address, ADDRESS_PREFIX_LEN);
+                self.step("cannot add the new Teredo address", r);
+                let r = self
+                    .nl
+                    .address(Op::Delete, index, old.address, ADDRESS_PREFIX_LEN);
+                self.remove("cannot remove the old Teredo address", r);
+            }
+        } else if was_up {
+            let r = self.nl.default_route(Op::Delete, index, ROUTE_METRIC);
+            self.remove("cannot remove the default route", r);
+            let r = self
+                .nl
+                .address(Op::Delete, index, old.address, ADDRESS_PREFIX_LEN);
+            self.remove("cannot remove the Teredo address", r);
+            let r = self
+                .nl
+                .address(Op::Delete, index, old.lladdress(), LINK_LOCAL_PREFIX_LEN);
+            self.remove("cannot remove the link-local address", r);
+            let r = self.nl.set_link(index, false, None);
+            self.step("cannot bring the link down", r);
+        }
+        self.current = new;
+    }
+}
+
+/// Who configures the tunnel.
+enum Iface {
+    Direct(Direct),
+    Hook(Hooks),
+}
+
+impl Iface {
+    fn apply(&mut self, new: Snapshot, now: Instant) {
+        match self {
+            Iface::Direct(d) => d.apply(new),
+            Iface::Hook(h) => h.change(new, now),
+        }
+    }
+
+    /// Remove everything; the tunnel itself goes when its descriptor
+    /// closes. Hooks see `down` then `destroy`, as Miredo's do.
+    fn shutdown(&mut self, last: Snapshot) {
+        let now = clock::now();
+        self.apply(last.down(), now);
+        if let Iface::Hook(h) = self {
+            h.change(
+                Snapshot {
+                    state: HookState::Destroy,
+                    ..last.down()
+                },
+                now,
+            );
+            h.finish(HOOK_SHUTDOWN_LIMIT);
+        }
+    }
+
+    fn busy(&self) -> bool {
+        matches!(self, Iface::Hook(h) if h.busy())
+    }
+
+    fn poll(&mut self, now: Instant) {
+        if let Iface::Hook(h) = self {
+            h.poll(now);
+        }
+    }
+}
+
+/// What the glue itself counts.
+#[derive(Debug, Default)]
+struct Counters {
+    received: u64,
+    sent: u64,
+    send_failed: u64,
+    tunnel_read: u64,
+    tunnel_written: u64,
+    tunnel_write_failed: u64,
+    ipv4_changes: u64,
+}
+
+/// Carry out one output of the core: a datagram from the service port or a
+/// packet into the tunnel.
+fn deliver(udp: &UdpSocket, tun: &Tun, counters: &mut Counters, output: Output<'_>) {
+    match output {
+        Output::None => {}
+        Output::Udp { to, data } => send_udp(udp, counters, to, data),
+        Output::Tunnel(packet) => write_tunnel(tun, counters, packet),
+    }
+}
+
+fn send_udp(udp: &UdpSocket, counters: &mut Counters, to: SocketAddrV4, data: &[u8]) {
+    match udp.send_to(data, to) {
+        Ok(_) => counters.sent += 1,
+        Err(e) => {
+            counters.send_failed += 1;
+            debug!("send to {to}: {e}");
+        }
+    }
+}
+
+fn write_tunnel(tun: &Tun, counters: &mut Counters, packet: &[u8]) {
+    match tun.write(packet) {
+        Ok(()) => counters.tunnel_written += 1,
+        Err(e) => {
+            counters.tunnel_write_failed += 1;
+            debug!("write to {}: {e}", tun.name());
+        }
+    }
+}
+
+/// Create the tunnel, open the sockets, resolve the servers and run the
+/// client until SIGINT or SIGTERM.
+pub fn run(args: ClientArgs) -> Result<(), Error> {
+    let signals = Signals::install()
+        .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
+    let rng = OsRng::new().map_err(|e| Error::Startup(format!("getrandom(2) failed: {e}")))?;
+    let tun = Tun::open(&args.interface).map_err(|e| {
+        Error::Startup(match e.kind() {
+            io::ErrorKind::PermissionDenied => {
+                "creating the tunnel interface needs root or CAP_NET_ADMIN".to_owned()
+            }
+            _ => format!("cannot create tunnel interface {}: {e}", args.interface),
+        })
+    })?;
+    let mut nl = Netlink::open()
+        .map_err(|e| Error::Startup(format!("cannot open a netlink socket: {e}")))?;
+    // Part of creating the tunnel, so also done when a hook configures it.
+    // Not fatal: the tunnel works with the defaults.
+    if let Err(e) = nl.setup_link(tun.index(), TXQUEUELEN) {
+        warn!(
+            "cannot set the queue length and address generation of {}: {e}",
+            tun.name()
+        );
+    }
+    let monitor =
+        Monitor::open().map_err(|e| Error::Startup(format!("cannot watch IPv4 changes: {e}")))?;
+    let local = SocketAddrV4::new(args.bind, args.port);
+    let udp = UdpSocket::bind(local, SOCKET_BUFFER).map_err(|e| {
+        Error::Startup(match e.kind() {
+            io::ErrorKind::AddrInUse => format!("address {local} is in use"),
+            io::ErrorKind::AddrNotAvailable => {
+                format!("address {} is not assigned to this host", local.ip())
+            }
+            _ => format!("cannot bind {local}: {e}"),
+        })
+    })?;
+    let local = udp
+        .local_addr()
+        .map_err(|e| Error::Startup(format!("cannot read the bound address: {e}")))?;
+    let mut iface = match &args.hook {
+        Some(path) => {
+            info!("hook {} configures {}", path.display(), tun.name());
+            Iface::Hook(Hooks::new(path.clone(), tun.name(), tun.index()))
+        }
+        None => Iface::Direct(Direct {
+            nl,
+            index: tun.index(),
+            name: tun.name().to_owned(),
+            current: Snapshot::INITIAL,
+        }),
+    };
+    let servers = loop {
+        match resolve_servers(&args) {
+            Ok(s) => break s,
+            Err(e) => {
+                warn!("{e}; retrying in {} s", secs(RESOLVE_RETRY));
+                if wait_for_stop(&signals, RESOLVE_RETRY)? {
+                    iface.shutdown(Snapshot::INITIAL);
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let now = clock::now();
+    info!(
+        "Teredo client on {} from UDP {local}, server {}{}",
+        tun.name(),
+        servers.primary,
+        servers
+            .fallback
+            .map(|f| format!(", fallback {f}"))
+            .unwrap_or_default()
+    );
+    EventLoop {
+        client: Box::new(Client::new(config(&args, servers, local.port()), rng, now)),
+        args,
+        servers,
+        udp,
+        tun,
+        monitor,
+        signals,
+        iface,
+        state: Snapshot::INITIAL,
+        qualifying_since: now,
+        requalify_at: None,
+        requalifying: None,
+        resolve_again: false,
+        buf: vec![0u8; SLOT].into_boxed_slice(),
+        out: vec![0u8; SLOT].into_boxed_slice(),
+        counters: Counters::default(),
+    }
+    .run()
+}
+
+/// Wait up to `limit` for a signal; `true` if it asks to stop.
+fn wait_for_stop(signals: &Signals, limit: Duration) -> Result<bool, Error> {
+    let deadline = clock::now() + limit;
+    loop {
+        let now = clock::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        let mut fds = [PollFd::readable(signals.as_fd())];
+        poll(&mut fds, Some(deadline - now))
+            .map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
+        while let Some(s) = signals
+            .read()
+            .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?
+        {
+            if s != Signal::User1 {
+                info!("{s} received, stopping");
+                return Ok(true);
+            }
+        }
+    }
+}
+
+struct EventLoop {
+    args: ClientArgs,
+    servers: Servers,
+    /// About 100 KiB (its peer table): kept on the heap.
+    client: Box<Client<OsRng>>,
+    udp: UdpSocket,
+    tun: Tun,
+    monitor: Monitor,
+    signals: Signals,
+    iface: Iface,
+    /// What the interface was last told.
+    state: Snapshot,
+    /// Since when the client has had no address (for "qualified in").
+    qualifying_since: Instant,
+    /// A re-qualification is due then (debounced IPv4 change).
+    requalify_at: Option<Instant>,
+    /// A re-qualification of a qualified client started then, and is done
+    /// when the accepted RA count reaches the second number.
+    requalifying: Option<(Instant, u64)>,
+    /// The server was lost: resolve its name again after the events.
+    resolve_again: bool,
+    buf: Box<[u8]>,
+    out: Box<[u8]>,
+    counters: Counters,
+}
+
+impl EventLoop {
+    fn run(mut self) -> Result<(), Error> {
+        self.drain(clock::now());
+        loop {
+            let now = clock::now();
+            let timeout = self
+                .next_deadline(now)
+                .map(|d| d.saturating_duration_since(now));
+            let (signalled, udp, tun, monitor) = {
+                let mut fds = [
+                    PollFd::readable(self.signals.as_fd()),
+                    PollFd::readable(self.udp.as_fd()),
+                    PollFd::readable(self.tun.as_fd()),
+                    PollFd::readable(self.monitor.as_fd()),
+                ];
+                poll(&mut fds, timeout).map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
+                let [s, u, t, m] = &fds;
+                (s.is_ready(), u.is_ready(), t.is_ready(), m.is_ready())
+            };
+            let now = clock::now();
+            if signalled && self.on_signals()? {
+                self.iface.shutdown(self.state);
+                return Ok(());
+            }
+            if udp {
+                self.on_udp(now);
+            }
+            if tun {
+                self.on_tunnel(now);
+            }
+            if monitor {
+                self.on_ipv4_change(now);
+            }
+            if self.requalify_at.is_some_and(|t| t <= now) {
+                self.requalify_at = None;
+                self.requalify(now);
+            }
+            if self.client.poll_timeout().is_some_and(|t| t <= now) {
+                self.client.handle_timeout(now);
+            }
+            self.drain(now);
+            self.iface.poll(now);
+        }
+    }
+
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let hook = self.iface.busy().then(|| now + HOOK_POLL);
+        [self.client.poll_timeout(), self.requalify_at, hook]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Handle pending signals; `true` means stop.
+    fn on_signals(&mut self) -> Result<bool, Error> {
+        loop {
+            let signal = self
+                .signals
+                .read()
+                .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?;
+            match signal {
+                None => return Ok(false),
+                Some(s @ (Signal::Interrupt | Signal::Terminate)) => {
+                    info!("{s} received, stopping");
+                    return Ok(true);
+                }
+                Some(Signal::User1) => self.log_status(),
+            }
+        }
+    }
+
+    fn log_status(&self) {
+        let state = match self.client.state() {
+            State::Qualifying => "qualifying".to_owned(),
+            State::Qualified => "qualified".to_owned(),
+            State::Offline { retry_at } => format!(
+                "off-line, retrying in {} s",
+                secs(retry_at.saturating_duration_since(clock::now()))
+            ),
+        };
+        match self.client.qualification() {
+            Some(q) => info!(
+                "status: {state}, address {} (mapping {}), MTU {}, server {}, NAT {}",
+                q.address.to_ipv6(),
+                q.address.mapped(),
+                q.mtu,
+                q.server,
+                describe_nat(q.nat)
+            ),
+            None => info!("status: {state}, no address"),
+        }
+        let s = self.client.stats();
+        let mut drops = String::new();
+        for reason in RaDrop::ALL {
+            let n = s.ra_drops(reason);
+            if n > 0 {
+                let _ = write!(drops, " {}={n}", reason.name());
+            }
+        }
+        info!(
+            "stats: {} router solicitations sent, {} advertisements accepted, {} dropped{}{}",
+            s.rs_sent,
+            s.ra_accepted,
+            s.total_ra_drops(),
+            if drops.is_empty() { "" } else { ":" },
+            drops
+        );
+        let mut drops = String::new();
+        for reason in DataDrop::ALL {
+            let n = s.data_drops(reason);
+            if n > 0 {
+                let _ = write!(drops, " {}={n}", reason.name());
+            }
+        }
+        info!(
+            "data: {} peers, {} delivered, {} sent direct, {} queued ({} released), \
+             {} bubbles sent, {} received, {} echo tests, {} ICMPv6 errors, {} dropped{}{}",
+            self.client.peers().len(),
+            s.delivered,
+            s.sent_direct,
+            s.queued,
+            s.flushed,
+            s.bubbles_sent,
+            s.bubbles_received,
+            s.echo_requests_sent,
+            s.icmp_errors_sent,
+            s.total_data_drops(),
+            if drops.is_empty() { "" } else { ":" },
+            drops
+        );
+        let c = &self.counters;
+        info!(
+            "sockets: {} datagrams received, {} sent, {} sends failed; tunnel: {} packets \
+             read, {} written, {} writes failed; {} IPv4 changes seen",
+            c.received,
+            c.sent,
+            c.send_failed,
+            c.tunnel_read,
+            c.tunnel_written,
+            c.tunnel_write_failed,
+            c.ipv4_changes
+        );
+    }
+
+    fn on_udp(&mut self, now: Instant) {
+        for _ in 0..PER_WAKE {
+            match self.udp.recv_from(&mut self.buf) {
+                Ok((n, from)) => {
+                    let EventLoop {
+                        client,
+                        udp,
+                        tun,
+                        buf,
+                        out,
+                        counters,
+                        ..
+                    } = self;
+                    counters.received += 1;
+                    let data = buf.get(..n).unwrap_or_default();
+                    let output = client.handle_udp(now, from, data, out);
+                    deliver(udp, tun, counters, output);
+                    self.drain(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    debug!("receive: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_tunnel(&mut self, now: Instant) {
+        for _ in 0..PER_WAKE {
+            match self.tun.read(&mut self.buf) {
+                Ok(Some(n)) => {
+                    let EventLoop {
+                        client,
+                        udp,
+                        tun,
+                        buf,
+                        out,
+                        counters,
+                        ..
+                    } = self;
+                    counters.tunnel_read += 1;
+                    let packet = buf.get(..n).unwrap_or_default();
+                    let output = client.handle_ipv6(now, packet, out);
+                    deliver(udp, tun, counters, output);
+                    self.drain(now);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    debug!("read from {}: {e}", self.tun.name());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Read the notifications; any relevant one (or lost ones) schedules a
+    /// re-qualification [`DEBOUNCE`] after the first.
+    fn on_ipv4_change(&mut self, now: Instant) {
+        let mut changed = false;
+        for _ in 0..PER_WAKE {
+            match self.monitor.read(&mut self.buf) {
+                Ok(Some(n)) => {
+                    for change in netlink::ipv4_changes(self.buf.get(..n).unwrap_or_default()) {
+                        debug!("IPv4 change: {change:?}");
+                        self.counters.ipv4_changes += 1;
+                        changed = true;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // ENOBUFS: notifications were lost; assume a change.
+                    debug!("netlink notifications: {e}");
+                    changed = true;
+                    break;
+                }
+            }
+        }
+        if changed && self.requalify_at.is_none() {
+            self.requalify_at = Some(now + DEBOUNCE);
+        }
+    }
+
+    fn requalify(&mut self, now: Instant) {
+        info!("host IPv4 address or default route changed: qualifying again");
+        if self.client.state() == State::Qualified {
+            // One RA per server address solicited.
+            let legs = 1 + u64::from(self.client.config().server_secondary.is_some());
+            self.requalifying = Some((now, self.client.stats().ra_accepted + legs));
+        }
+        self.client.requalify(now);
+    }
+
+    /// Send what the core has queued and act on its events.
+    fn drain(&mut self, now: Instant) {
+        while let Some(t) = self.client.poll_transmit(now, &mut self.out) {
+            let data = self.out.get(..t.len).unwrap_or_default();
+            match t.dest {
+                Destination::Udp(to) => send_udp(&self.udp, &mut self.counters, to, data),
+                Destination::Tunnel => write_tunnel(&self.tun, &mut self.counters, data),
+            }
+        }
+        while let Some(event) = self.client.poll_event() {
+            self.on_event(now, event);
+        }
+        if let Some((t0, answers)) = self.requalifying {
+            // No event reports an unchanged result: the exchange is over
+            // when every solicited address has answered.
+            if self.client.state() == State::Qualified && self.client.stats().ra_accepted >= answers
+            {
+                info!("re-qualified in {} s: address unchanged", secs(now - t0));
+                self.requalifying = None;
+            }
+        }
+        if core::mem::take(&mut self.resolve_again) {
+            self.resolve_again_now(now);
+        }
+    }
+
+    fn up_state(address: TeredoAddr, mtu: u16) -> Snapshot {
+        Snapshot {
+            state: HookState::Up,
+            address: address.to_ipv6(),
+            cone: address.is_cone(),
+            mtu,
+        }
+    }
+
+    fn set_state(&mut self, new: Snapshot, now: Instant) {
+        self.iface.apply(new, now);
+        self.state = new;
+    }
+
+    fn on_event(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::Qualified {
+                address,
+                mtu,
+                nat,
+                server,
+            } => {
+                info!(
+                    "qualified in {} s with server {server}: address {}, mapping {}, NAT {}, MTU {mtu}",
+                    secs(now - self.qualifying_since),
+                    address.to_ipv6(),
+                    address.mapped(),
+                    describe_nat(nat)
+                );
+                self.requalifying = None;
+                self.set_state(Self::up_state(address, mtu), now);
+            }
+            Event::MappingChanged { old, new } => {
+                let after = self
+                    .requalifying
+                    .take()
+                    .map(|(t0, _)| format!(" (re-qualified in {} s)", secs(now - t0)))
+                    .unwrap_or_default();
+                info!(
+                    "mapping changed from {} to {}: address {}{after}",
+                    old.mapped(),
+                    new.mapped(),
+                    new.to_ipv6()
+                );
+                let mtu = self.state.mtu;
+                self.set_state(Self::up_state(new, mtu), now);
+            }
+            Event::MtuChanged { mtu } => {
+                info!("server advertises MTU {mtu}");
+                let new = Snapshot { mtu, ..self.state };
+                self.set_state(new, now);
+            }
+            Event::Lost { address } => {
+                warn!(
+                    "lost address {}: the server stopped answering or re-qualification failed",
+                    address.to_ipv6()
+                );
+                self.requalifying = None;
+                self.qualifying_since = now;
+                self.set_state(self.state.down(), now);
+                self.resolve_again = true;
+            }
+            Event::ServerSwitch { from, to } => {
+                warn!("server {from} does not answer; trying {to}");
+            }
+            Event::Offline { server, retry_at } => {
+                warn!(
+                    "no answer from server {server}: off-line, trying again in {} s",
+                    secs(retry_at.saturating_duration_since(now))
+                );
+                self.set_state(self.state.down(), now);
+                self.resolve_again = true;
+            }
+            Event::SymmetricNat {
+                server,
+                primary,
+                secondary,
+                retry_at,
+            } => {
+                error!(
+                    "behind a symmetric NAT: server {server} saw mapping {primary} on its \
+                     primary and {secondary} on its secondary address. This client cannot \
+                     work behind a symmetric NAT yet; testing again in {} s",
+                    secs(retry_at.saturating_duration_since(now))
+                );
+                self.set_state(self.state.down(), now);
+            }
+        }
+    }
+
+    /// Server names may point elsewhere now; a changed result restarts the
+    /// client with the new addresses.
+    fn resolve_again_now(&mut self, now: Instant) {
+        let literal = |h: &str| h.parse::<Ipv4Addr>().is_ok();
+        if literal(&self.args.server) && self.args.fallback.as_deref().is_none_or(literal) {
+            return;
+        }
+        match resolve_servers(&self.args) {
+            Ok(servers) if servers != self.servers => {
+                info!(
+                    "server now resolves to {}{}: qualifying with it",
+                    servers.primary,
+                    servers
+                        .fallback
+                        .map(|f| format!(", fallback {f}"))
+                        .unwrap_or_default()
+                );
+                let port = self.client.config().local_port.unwrap_or(0);
+                let rng = match OsRng::new() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        error!("getrandom(2) failed: {e}");
+                        return;
+                    }
+                };
+                self.servers = servers;
+                *self.client = Client::new(config(&self.args, servers, port), rng, now);
+                self.requalifying = None;
+                self.set_state(self.state.down(), now);
+                self.drain(now);
+            }
+            Ok(_) => {}
+            Err(e) => warn!("{e}; keeping {}", self.servers.primary),
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use log::LevelFilter;
+
+    fn args(server: &str) -> ClientArgs {
+        ClientArgs {
+            server: server.to_owned(),
+            server2: None,
+            fallback: None,
+            interface: "teredo".to_owned(),
+            bind: Ipv4Addr::UNSPECIFIED,
+            port: 0,
+            hook: None,
+            log_level: LevelFilter::Info,
+        }
+    }
+
+    #[test]
+    fn config_from_arguments() {
+        let servers = Servers {
+            primary: Ipv4Addr::new(198, 51, 100, 1),
+            fallback: None,
+        };
+        let c = config(&args("198.51.100.1"), servers, 4000);
+        assert_eq!(c.server, Ipv4Addr::new(198, 51, 100, 1));
+        assert_eq!(c.server_secondary, Some(Ipv4Addr::new(198, 51, 100, 2)));
+        assert_eq!(c.fallback_server, None);
+        assert_eq!(c.local_port, Some(4000));
+
+        let mut a = args("198.51.100.1");
+        a.server2 = Some(Ipv4Addr::new(198, 51, 100, 9));
+        let servers = Servers {
+            fallback: Some(Ipv4Addr::new(203, 0, 113, 1)),
+            ..servers
+        };
+        let c = config(&a, servers, 1);
+        assert_eq!(c.server_secondary, Some(Ipv4Addr::new(198, 51, 100, 9)));
+        assert_eq!(c.fallback_server, Some(Ipv4Addr::new(203, 0, 113, 1)));
+        assert_eq!(c.fallback_secondary, Some(Ipv4Addr::new(203, 0, 113, 2)));
+    }
+
+    #[test]
+    fn resolution() {
+        assert_eq!(resolve("192.0.2.7").unwrap(), Ipv4Addr::new(192, 0, 2, 7));
+        assert_eq!(resolve("localhost").unwrap(), Ipv4Addr::LOCALHOST);
+        assert!(resolve("no-such-host.invalid").is_err());
+        let mut a = args("no-such-host.invalid");
+        assert!(resolve_servers(&a)
+            .unwrap_err()
+            .contains("cannot resolve server no-such-host.invalid"));
+        // A fallback that does not resolve is dropped, not fatal.
+        a.server = "192.0.2.7".to_owned();
+        a.fallback = Some("no-such-host.invalid".to_owned());
+        assert_eq!(
+            resolve_servers(&a).unwrap(),
+            Servers {
+                primary: Ipv4Addr::new(192, 0, 2, 7),
+                fallback: None
+            }
+        );
+    }
+
+    #[test]
+    fn descriptions() {
+        assert_eq!(secs(Duration::from_millis(1234)), "1.234");
+        assert_eq!(secs(Duration::from_millis(5)), "0.005");
+        let nat = NatType {
+            mapping: NatMapping::ConeOrRestricted,
+            port_preserving: Some(true),
+        };
+        assert_eq!(
+            describe_nat(nat),
+            "not symmetric (cone or restricted), port-preserving"
+        );
+        assert_eq!(shipworm_core::client::DEFAULT_MTU, Snapshot::INITIAL.mtu);
+    }
+}
