@@ -17,6 +17,8 @@ usage: rs_flood --bind <IPv4> [options]
   --duration <s>       seconds measured (5)
   --server-pid <pid>   server process (with its children) to measure
   --clk-tck <n>        clock ticks per second of /proc/<pid>/stat (100)
+  --sink <netns>:<dev> also count the RAs that a tc filter dropped at the
+                       egress of <dev> in namespace <netns> (sink mode)
   --label <name>       name printed on the result line (server)";
 
 /// Parsed options; see [`USAGE`].
@@ -46,6 +48,9 @@ pub struct Args {
     pub clk_tck: u64,
     /// Name for the result line.
     pub label: String,
+    /// Sink mode: the network namespace and device whose clsact egress
+    /// filter drops the RAs to non-sample ports (they are counted there).
+    pub sink: Option<(String, String)>,
 }
 
 /// Parse the arguments (without the program name).
@@ -63,6 +68,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         server_pid: None,
         clk_tck: 100,
         label: "server".to_owned(),
+        sink: None,
     };
     while let Some(opt) = it.next() {
         let value = it.next().ok_or_else(|| format!("{opt} needs a value"))?;
@@ -80,6 +86,13 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--server-pid" => a.server_pid = Some(value.parse().map_err(|_| bad("a PID"))?),
             "--clk-tck" => a.clk_tck = value.parse().map_err(|_| bad("a tick rate"))?,
             "--label" => a.label = value,
+            "--sink" => {
+                let (ns, dev) = value
+                    .split_once(':')
+                    .filter(|(ns, dev)| !ns.is_empty() && !dev.is_empty())
+                    .ok_or_else(|| bad("<netns>:<dev>"))?;
+                a.sink = Some((ns.to_owned(), dev.to_owned()));
+            }
             _ => return Err(format!("unknown option {opt}")),
         }
     }
@@ -129,6 +142,9 @@ mod test {
         assert_eq!((a.sockets, a.burst, a.rate), (64, 4, 1000));
         assert_eq!(a.warmup, Duration::from_millis(500));
         assert_eq!((a.server_pid, a.label.as_str()), (Some(77), "miredo"));
+        assert_eq!(a.sink, None);
+        let a = parse_str("--bind 198.51.100.50 --sink swl1-server:eth0").unwrap();
+        assert_eq!(a.sink, Some(("swl1-server".to_owned(), "eth0".to_owned())));
     }
 
     #[test]
@@ -141,5 +157,7 @@ mod test {
         assert!(parse_str("--bind 198.51.100.50 --duration -1").is_err());
         assert!(parse_str("--bind 198.51.100.50 --rate").is_err());
         assert!(parse_str("--bind 198.51.100.50 --frob 1").is_err());
+        assert!(parse_str("--bind 198.51.100.50 --sink eth0").is_err());
+        assert!(parse_str("--bind 198.51.100.50 --sink ns:").is_err());
     }
 }

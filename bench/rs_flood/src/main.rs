@@ -3,8 +3,10 @@
 //! second and per CPU-second the server spends.
 //!
 //! Run by `bench/server_rs_flood.sh` inside a network namespace of its own,
-//! where iptables counts (and drops) the RAs; see `bench/README.md`. It
-//! prints one `key=value` line on stdout for the script to tabulate.
+//! where iptables counts (and drops) the RAs that arrive; in sink mode a tc
+//! filter drops and counts most of them as they leave the server instead.
+//! See `bench/README.md`. It prints one `key=value` line on stdout for the
+//! script to tabulate.
 #![forbid(unsafe_code)]
 
 mod args;
@@ -56,7 +58,10 @@ struct Snapshot {
     at: Instant,
     sent: u64,
     failed: u64,
-    ras: u64,
+    /// RAs counted by iptables in the generator's namespace.
+    delivered: u64,
+    /// RAs counted by the sink filter at the server's egress (0 without one).
+    sunk: u64,
     server_ticks: Option<CpuTicks>,
     rcvbuf_errors: Option<u64>,
     own_ticks: CpuTicks,
@@ -207,7 +212,13 @@ impl Flood<'_> {
 
     fn snapshot(&mut self) -> Result<Snapshot, String> {
         let before = Instant::now();
-        let ras = probe::ras_counted().map_err(|e| format!("counting RAs: {e}"))?;
+        let delivered = probe::ras_counted().map_err(|e| format!("counting RAs: {e}"))?;
+        let sunk = match &self.args.sink {
+            Some((netns, dev)) => {
+                probe::sink_dropped(netns, dev).map_err(|e| format!("counting sunk RAs: {e}"))?
+            }
+            None => 0,
+        };
         let after = Instant::now();
         let (server_ticks, rcvbuf_errors) = match &self.server {
             Some(tree) => (
@@ -220,11 +231,13 @@ impl Flood<'_> {
             None => (None, None),
         };
         Ok(Snapshot {
-            // The counter was read somewhere within the iptables call.
+            // The counters were read somewhere within the iptables and tc
+            // calls.
             at: before + (after - before) / 2,
             sent: self.sent,
             failed: self.failed,
-            ras,
+            delivered,
+            sunk,
             server_ticks,
             rcvbuf_errors,
             own_ticks: probe::own_cpu_ticks().unwrap_or_default(),
@@ -236,7 +249,9 @@ impl Flood<'_> {
         let secs = (b.at - a.at).as_secs_f64();
         let tick = 1.0 / self.args.clk_tck as f64;
         let sent = b.sent - a.sent;
-        let ras = b.ras.saturating_sub(a.ras);
+        let delivered = b.delivered.saturating_sub(a.delivered);
+        let sunk = b.sunk.saturating_sub(a.sunk);
+        let ras = delivered + sunk;
         let server_ticks = a.server_ticks.zip(b.server_ticks).map(|(x, y)| y.since(x));
         let server_cpu = server_ticks.map(|t| (t.user + t.system) as f64 * tick);
         let own = b.own_ticks.since(a.own_ticks);
@@ -249,7 +264,7 @@ impl Flood<'_> {
         let s = &self.sample;
         println!(
             "label={} secs={secs:.3} offered_rs={sent} offered_per_s={:.0} send_failed={} \
-             ras={ras} ras_per_s={:.0} server_cpu_s={} server_user_s={} server_sys_s={} \
+             ras={ras} ras_sunk={sunk} ras_delivered={delivered} ras_per_s={:.0} server_cpu_s={} server_user_s={} server_sys_s={} \
              ras_per_cpu_s={} gen_user_s={:.2} gen_sys_s={:.2} \
              server_procs={} server_rss_kib={} server_hwm_kib={} server_rcvbuf_drops={} \
              sample_sent={} sample_valid={} sample_invalid={} first_invalid={}",

@@ -1,12 +1,16 @@
 //! What is measured around the flood, read from outside the server: the RA
-//! counter of the generator's firewall, and the server's CPU time, memory and
-//! UDP receive-buffer drops from `/proc`.
+//! counters (the generator's firewall, and in sink mode the server's egress
+//! filter), and the server's CPU time, memory and UDP receive-buffer drops
+//! from `/proc`.
 //!
-//! RAs are counted by iptables rather than received: a rule matching UDP
-//! source port 3544 counts every RA before it would reach a socket, and a
-//! DROP after it spares the generator one wake-up and one copy per RA, so its
-//! core keeps sending (the machine has two cores for generator and server).
-//! The few sample sockets whose RAs are let through are checked one by one
+//! RAs are counted rather than received. In the generator's namespace an
+//! iptables rule matching UDP source port 3544 counts every RA that arrives
+//! before it would reach a socket, and a DROP after it spares the generator
+//! one wake-up and one copy per RA, so its core keeps sending (the machine
+//! has two cores for generator and server). In sink mode most RAs never
+//! arrive: a tc filter drops them as they leave the server's interface and
+//! the clsact qdisc counts them ([`sink_dropped`]). The few sample sockets
+//! whose RAs are let through are checked one by one
 //! ([`crate::packet::check_ra`]).
 
 use std::fs;
@@ -44,6 +48,36 @@ pub fn ras_counted() -> io::Result<u64> {
         ));
     }
     Ok(total)
+}
+
+/// RAs dropped so far by the sink: the `dropped` counter of the clsact qdisc
+/// on `dev` in network namespace `netns`, whose only filter is the egress
+/// drop that `server_rs_flood.sh` installs.
+pub fn sink_dropped(netns: &str, dev: &str) -> io::Result<u64> {
+    let out = Command::new("tc")
+        .args(["-n", netns, "-s", "qdisc", "show", "dev", dev])
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "tc -n {netns} -s qdisc show dev {dev} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    clsact_dropped(&String::from_utf8_lossy(&out.stdout))
+        .ok_or_else(|| io::Error::other(format!("no clsact qdisc on {dev} in {netns}")))
+}
+
+/// The `dropped` count of the clsact qdisc in `tc -s qdisc show` output:
+/// the "Sent … (dropped N, …)" line after its "qdisc clsact" line.
+fn clsact_dropped(text: &str) -> Option<u64> {
+    let mut lines = text.lines();
+    lines.find(|l| l.starts_with("qdisc clsact"))?;
+    let stats = lines.next()?;
+    let (_, rest) = stats.split_once("dropped ")?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A process and its descendants (Miredo's server forks a worker).
@@ -188,6 +222,18 @@ mod test {
         assert!(rss > 0 && hwm >= rss);
         assert!(tree.udp_rcvbuf_errors().is_ok());
         assert!(own_cpu_ticks().is_ok());
+    }
+
+    #[test]
+    fn clsact_counter() {
+        let text = "qdisc noqueue 0: root refcnt 2 \n \
+             Sent 0 bytes 0 pkt (dropped 7, overlimits 0 requeues 0) \n \
+             backlog 0b 0p requeues 0\n\
+             qdisc clsact ffff: parent ffff:fff1 \n \
+             Sent 796 bytes 10 pkt (dropped 3, overlimits 0 requeues 0) \n \
+             backlog 0b 0p requeues 0\n";
+        assert_eq!(clsact_dropped(text), Some(3));
+        assert_eq!(clsact_dropped("qdisc noqueue 0: root refcnt 2\n"), None);
     }
 
     #[test]
