@@ -18,6 +18,12 @@
 //!   trailers), bubbles, RS/RA, ICMPv6 echo and errors.
 //! - [`nonce`]: randomness and a keyed hash behind small traits.
 //! - [`limits`]: token buckets.
+//! - [`peers`]: the fixed-capacity peer table (keyed hashing, FIFO queues,
+//!   eviction that spares trusted peers in use).
+//! - [`tunnel`]: what client and relay share on the data path: the
+//!   [`tunnel::Output`] of every input, queues and bubble/echo schedules.
+//! - The roles: [`server`] (stateless, RFC 4380 §5.3), [`client`]
+//!   (qualification, maintenance and data path, §5.2) and [`relay`] (§5.4).
 //!
 //! Parsers never panic: every parser returns [`wire::Error`] on bad input, and
 //! property tests plus fuzz targets hold them to it.
@@ -36,6 +42,8 @@ pub mod client;
 pub mod limits;
 pub mod nonce;
 pub mod peers;
+pub mod relay;
 pub mod server;
 pub mod time;
+pub mod tunnel;
 pub mod wire;

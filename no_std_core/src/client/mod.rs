@@ -63,8 +63,9 @@ use crate::nonce::Rng;
 use crate::peers::PeerTable;
 use crate::time::{Duration, Instant};
 
+pub use crate::tunnel::{Destination, Output, Transmit, EXPIRY_SWEEP};
+pub use datapath::DataDrop;
 use datapath::DataPath;
-pub use datapath::{DataDrop, EXPIRY_SWEEP};
 use qualify::Qualifier;
 pub use qualify::RaDrop;
 
@@ -191,47 +192,6 @@ impl Config {
 /// The address after `addr`, the conventional secondary server address.
 fn next_address(addr: Ipv4Addr) -> Ipv4Addr {
     Ipv4Addr::from_bits(addr.to_bits().wrapping_add(1))
-}
-
-/// What [`Client::poll_transmit`] wrote: send `out[..len]` to `dest`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Transmit {
-    /// Where it goes.
-    pub dest: Destination,
-    /// Length of the UDP payload or IPv6 packet at the start of `out`.
-    pub len: usize,
-}
-
-/// Where a [`Transmit`] goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Destination {
-    /// One UDP datagram from the service port to this endpoint.
-    Udp(SocketAddrV4),
-    /// One IPv6 packet to write to the tunnel interface (an ICMPv6 error).
-    Tunnel,
-}
-
-/// What to do right now with the result of one input
-/// ([`Client::handle_udp`], [`Client::handle_ipv6`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output<'a> {
-    /// Nothing now: consumed, queued or dropped (see [`Client::stats`]);
-    /// more may come from [`Client::poll_transmit`].
-    None,
-    /// Send `data` as one UDP datagram from the service port to `to`. On the
-    /// hot path `data` borrows the input packet itself (simple encapsulation
-    /// has no header).
-    Udp {
-        /// Destination endpoint.
-        to: SocketAddrV4,
-        /// The UDP payload.
-        data: &'a [u8],
-    },
-    /// Write this IPv6 packet to the tunnel. For a received datagram it
-    /// borrows the datagram (the decapsulated packet, no copy).
-    Tunnel(&'a [u8]),
 }
 
 /// What the symmetric NAT test (RFC 4380 §5.2.1 step 7) found about the
@@ -675,7 +635,7 @@ impl<R: Rng, const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
 
     /// The peer table, for status output.
     pub fn peers(&self) -> &PeerTable<N, B, SLOTS, SLOT_SIZE> {
-        &self.data.peers
+        &self.data.peering.peers
     }
 
     /// Counters since the client was created.

@@ -6,11 +6,12 @@ use core::net::{Ipv6Addr, SocketAddrV4};
 
 use smoltcp::wire::Ipv6Packet;
 
-use super::datapath::{DataDrop, DataPath, Link, PendingBubble};
+use super::datapath::{DataDrop, DataPath, Link};
 use super::{bump, Output, Stats};
 use crate::addr;
 use crate::peers::{Peer, PeerId};
 use crate::time::Instant;
+use crate::tunnel::{emit_bubble, PendingBubble};
 use crate::wire::bubble;
 use crate::wire::echo::{EchoKind, EchoRepr};
 use crate::wire::encap::{self, Trailers};
@@ -57,7 +58,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
             if let Some(reply) = self.server_answer(&link, src, dst, is_bubble, repr.origin) {
                 if is_bubble {
                     bump(&mut stats.bubbles_received);
-                    return match self.emit_bubble(&link, reply.dst, out, stats) {
+                    return match emit_bubble(ours, reply.dst, out, stats) {
                         Some(len) => {
                             bump(&mut stats.bubbles_sent);
                             Output::Udp {
@@ -68,7 +69,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
                         None => Output::None,
                     };
                 }
-                self.pending = Some(reply);
+                self.peering.pending = Some(reply);
             }
             if is_bubble {
                 // Bubbles only open NAT state; never delivered.
@@ -87,13 +88,13 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
             stats.count_data_drop(DataDrop::WrongDestination);
             return Output::None;
         }
-        let id = self.peers.lookup(&src);
+        let id = self.peering.peers.lookup(&src);
         // Rule 1: trusted entry, packet from its mapping.
         if let Some(id) = id {
-            if let Some(peer) = self.peers.peer_mut(id) {
+            if let Some(peer) = self.peering.peers.peer_mut(id) {
                 if peer.is_trusted() && peer.mapping() == remote {
                     peer.record_direct_response(now);
-                    self.wake_if_queued(now, id);
+                    self.peering.wake_if_queued(now, id);
                     return deliver(repr.ipv6, is_bubble, stats);
                 }
             }
@@ -103,7 +104,8 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         if let Ok(echo) = EchoRepr::parse(repr.ipv6) {
             if echo.kind == EchoKind::Reply && echo.ident == ECHO_IDENT {
                 if self.echo.verify(ours, &echo, now) {
-                    self.trust(now, id, Peer::new_for_echo_test(src, now), remote, stats);
+                    let new = Peer::new_for_echo_test(src, now);
+                    self.peering.trust(now, id, new, remote, stats);
                 } else {
                     stats.count_data_drop(DataDrop::BadEchoNonce);
                 }
@@ -117,7 +119,8 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
                 return Output::None;
             }
             let new = Peer::new_from_teredo_source(src, remote, now);
-            self.trust(now, id, new, remote, stats);
+            // No room for an entry: delivering the packet is still right.
+            self.peering.trust(now, id, new, remote, stats);
             return deliver(repr.ipv6, is_bubble, stats);
         }
         // Rule 6: a native source through a relay we have not verified.
@@ -154,39 +157,6 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         })
     }
 
-    /// The peer proved `mapping` (rules 2 and 3): mark `id` (or `new`, if
-    /// there is no entry) trusted there; its queue will be flushed.
-    fn trust(
-        &mut self,
-        now: Instant,
-        id: Option<PeerId>,
-        new: Peer,
-        mapping: SocketAddrV4,
-        stats: &mut Stats,
-    ) {
-        let (id, known) = match id {
-            Some(id) => (id, true),
-            None => match self.insert(new, now, stats) {
-                Some(id) => (id, false),
-                // No room: delivering the packet is still right.
-                None => return,
-            },
-        };
-        if let Some(peer) = self.peers.peer_mut(id) {
-            if !(known && peer.is_trusted() && peer.mapping() == mapping) {
-                bump(&mut stats.peers_trusted);
-            }
-            peer.mark_trusted(mapping, now);
-        }
-        self.wake_if_queued(now, id);
-    }
-
-    fn wake_if_queued(&mut self, now: Instant, id: PeerId) {
-        if self.peers.has_queued(id) {
-            self.wake(now);
-        }
-    }
-
     /// Rule 6: start (or continue) the direct connectivity test towards an
     /// unverified native source (RFC 4380 §5.2.3, §5.2.9). New entries are
     /// rate-limited; each peer gets at most four tries, 2 s apart.
@@ -202,14 +172,17 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         let id = match id {
             Some(id) => id,
             None if self.test_limit.try_take(now) => {
-                match self.insert(Peer::new_for_echo_test(src, now), now, stats) {
+                match self
+                    .peering
+                    .insert(Peer::new_for_echo_test(src, now), now, stats)
+                {
                     Some(id) => id,
                     None => return Output::None,
                 }
             }
             None => return Output::None,
         };
-        let Some(peer) = self.peers.peer_mut(id) else {
+        let Some(peer) = self.peering.peers.peer_mut(id) else {
             return Output::None;
         };
         if !peer.may_send_echo(now) {
@@ -218,7 +191,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         let seq = u16::from(peer.echoes_sent());
         peer.record_echo(now);
         // Later tries follow the retry timer.
-        self.wake(now);
+        self.peering.wake(now);
         match self.echo.emit_request(link.ours(), src, seq, now, out) {
             Ok(len) => {
                 bump(&mut stats.echo_requests_sent);

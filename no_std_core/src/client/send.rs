@@ -5,10 +5,10 @@ use core::net::Ipv6Addr;
 
 use smoltcp::wire::{Icmpv6DstUnreachable, Ipv6Packet};
 
-use super::datapath::{DataDrop, DataPath, Link};
+use super::datapath::{DataDrop, DataPath};
 use super::{bump, Output, Stats};
 use crate::addr::{self, TeredoAddr, CLIENT_LL_RESTRICTED};
-use crate::peers::{InsertError, Peer, PeerId};
+use crate::peers::{Peer, PeerId};
 use crate::time::Instant;
 
 impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
@@ -37,17 +37,19 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         let Some(link) = self.link else {
             stats.count_data_drop(DataDrop::NotQualified);
             let reason = Icmpv6DstUnreachable::AddrUnreachable;
-            return self.refuse(now, CLIENT_LL_RESTRICTED, reason, packet, out, stats);
+            return self
+                .peering
+                .refuse(now, CLIENT_LL_RESTRICTED, reason, packet, out, stats);
         };
         let ours = link.ours();
         if src != ours {
             stats.count_data_drop(DataDrop::WrongSource);
             let reason = Icmpv6DstUnreachable::AdminProhibit;
-            return self.refuse(now, ours, reason, packet, out, stats);
+            return self.peering.refuse(now, ours, reason, packet, out, stats);
         }
         // Case 1: trusted and valid peer, even at a private mapping (a local
         // peer, RFC 4380 §5.2.4).
-        if let Some(peer) = self.peers.get_mut(&dst) {
+        if let Some(peer) = self.peering.peers.get_mut(&dst) {
             if peer.may_send_direct(now) {
                 peer.record_tx(now);
                 bump(&mut stats.sent_direct);
@@ -76,7 +78,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         teredo: TeredoAddr,
         stats: &mut Stats,
     ) -> Option<PeerId> {
-        if let Some(id) = self.peers.lookup(&dst) {
+        if let Some(id) = self.peering.peers.lookup(&dst) {
             return Some(id);
         }
         // RFC 4380 §5.2.4: never bubble towards a non-global IPv4 (mapping,
@@ -87,85 +89,16 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
             stats.count_data_drop(DataDrop::NonGlobalDestination);
             return None;
         }
-        self.insert(
-            Peer::new_for_direct_bubble(dst, teredo.mapped(), now),
-            now,
-            stats,
-        )
+        let peer = Peer::new_for_direct_bubble(dst, teredo.mapped(), now);
+        self.peering.insert(peer, now, stats)
     }
 
     /// Case 2: the entry of a native destination, made if needed.
     fn native_peer(&mut self, now: Instant, dst: Ipv6Addr, stats: &mut Stats) -> Option<PeerId> {
-        if let Some(id) = self.peers.lookup(&dst) {
+        if let Some(id) = self.peering.peers.lookup(&dst) {
             return Some(id);
         }
-        self.insert(Peer::new_for_echo_test(dst, now), now, stats)
-    }
-
-    pub(super) fn insert(&mut self, peer: Peer, now: Instant, stats: &mut Stats) -> Option<PeerId> {
-        match self.peers.insert(peer, now) {
-            Ok(inserted) => {
-                if inserted.evicted.is_some() {
-                    // Its queued packets wait for ICMPv6 errors.
-                    self.wake(now);
-                }
-                Some(inserted.id)
-            }
-            Err(InsertError::Exists(id)) => Some(id),
-            Err(InsertError::Full) => {
-                stats.count_data_drop(DataDrop::PeerTableFull);
-                None
-            }
-        }
-    }
-
-    /// Queue `packet` for peer `id` while its bubbles or echo test run, or
-    /// refuse it if that budget is spent.
-    fn queue<'a>(
-        &mut self,
-        now: Instant,
-        link: &Link,
-        id: PeerId,
-        packet: &'a [u8],
-        out: &'a mut [u8],
-        stats: &mut Stats,
-    ) -> Output<'a> {
-        let Some(peer) = self.peers.peer(id) else {
-            return Output::None;
-        };
-        let exhausted = if link.teredo(peer.addr()).is_some() {
-            !peer.may_send_bubble(now) && peer.bubbles_exhausted(now)
-        } else {
-            peer.echo_test_failed(now)
-        };
-        if exhausted {
-            stats.count_data_drop(DataDrop::Unreachable);
-            let reason = Icmpv6DstUnreachable::AddrUnreachable;
-            return self.refuse(now, link.ours(), reason, packet, out, stats);
-        }
-        if self.peers.enqueue(id, packet).is_err() {
-            stats.count_data_drop(DataDrop::QueueFull);
-            return Output::None;
-        }
-        bump(&mut stats.queued);
-        self.wake(now);
-        Output::None
-    }
-
-    /// Answer `packet` with an ICMPv6 Destination Unreachable from `src` to
-    /// the tunnel (rate-limited; nothing if that is not allowed).
-    fn refuse<'a>(
-        &mut self,
-        now: Instant,
-        src: Ipv6Addr,
-        reason: Icmpv6DstUnreachable,
-        packet: &[u8],
-        out: &'a mut [u8],
-        stats: &mut Stats,
-    ) -> Output<'a> {
-        match self.icmp_error(now, src, reason, packet, out, stats) {
-            Some(len) => Output::Tunnel(out.get(..len).unwrap_or(&[])),
-            None => Output::None,
-        }
+        self.peering
+            .insert(Peer::new_for_echo_test(dst, now), now, stats)
     }
 }
