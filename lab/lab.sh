@@ -35,6 +35,7 @@
 #   lab_start_server miredo|shipworm  sets LAB_SERVER_PID; waits for UDP 3544
 #   lab_start_miredo_client <client> [server-ip]   sets LAB_LAST_PID
 #   lab_start_miredo_relay            sets LAB_RELAY_PID; waits for 2001::/32
+#   lab_start_shipworm_relay [option...]  `shipworm relay`; the same
 #   lab_start_shipworm_client <client> [option...]  `shipworm client`; LAB_LAST_PID
 #   lab_capture_start <node> <iface> <file> [filter]  dumpcap; LAB_LAST_PID
 #   lab_capture_wait <file> <n> <timeout_s>  until n packets are written
@@ -43,6 +44,11 @@
 #   lab_teredo_decode <addr>          print "server port ipv4 flags"
 #   lab_ipv6_expand <addr>            print the full 8-group form
 #   lab_ping <from> <dst> [count]     ping -6; rc of ping, LAB_PING_SUMMARY
+#   lab_tcp_transfer <from> <to> <to-addr> <bytes>  random data over TCP/IPv6,
+#                                     SHA-256 compared; LAB_XFER_SUMMARY
+#   lab_client_status <pid> <log>     SIGUSR1 a shipworm client; prints its
+#                                     new "stats:" and "data:" status lines
+#   lab_status_count <lines> <name>   a counter in those lines (0 if absent)
 #   lab_now / lab_since <t0>          microsecond clock / "1.234" seconds
 #   lab_test_begin <name>, lab_pass <msg>, lab_fail <msg>, lab_finish,
 #   lab_check <what> <expected> <actual>, lab_require <what> cmd...
@@ -397,6 +403,66 @@ lab_ping() {
     return "$rc"
 }
 
+# Send <bytes> of random data over TCP from <from> to <to-addr> (an address
+# of node <to>), with lab/tcp_xfer.py at both ends: the SHA-256 the receiver
+# computed must be the one of the file sent.  Both ends time out after 30 s
+# of silence.  Leaves "N bytes in S s (R MiB/s), sha256 … at both ends" (or
+# the reason it failed) in LAB_XFER_SUMMARY.
+lab_tcp_transfer() {
+    local from=$1 to=$2 addr=$3 bytes=$4 port=$((20000 + RANDOM % 10000))
+    local tag=xfer.$from-$to.$RANDOM want got sent rx_pid rc
+    head -c "$bytes" /dev/urandom >"$LAB_DIR/$tag.data"
+    want=$(sha256sum "$LAB_DIR/$tag.data" | cut -d' ' -f1)
+    lab_spawn "$to" "$LAB_DIR/$tag.recv.log" python3 "$LAB_ROOT/tcp_xfer.py" recv "$port"
+    rx_pid=$LAB_LAST_PID
+    if ! lab_wait_for 5 grep -q '^listening' "$LAB_DIR/$tag.recv.log"; then
+        LAB_XFER_SUMMARY="receiver on $to did not start"
+        lab_stop "$rx_pid"
+        return 1
+    fi
+    lab_spawn "$from" "$LAB_DIR/$tag.send.log" python3 "$LAB_ROOT/tcp_xfer.py" send "$addr" "$port" "$LAB_DIR/$tag.data"
+    wait "$LAB_LAST_PID"
+    rc=$?
+    lab__forget "$LAB_LAST_PID"
+    lab_wait_for 5 lab__dead "$rx_pid"
+    lab_stop "$rx_pid"
+    rm -f "$LAB_DIR/$tag.data"
+    # shellcheck disable=SC2034  # fields of the tool's result lines
+    read -r _ sent _ secs < <(grep '^sent ' "$LAB_DIR/$tag.send.log")
+    got=$(awk '/^received / { print $3 }' "$LAB_DIR/$tag.recv.log")
+    if ((rc != 0)) || [[ -z ${sent:-} ]]; then
+        LAB_XFER_SUMMARY="sender failed (rc $rc): $(tail -n 1 "$LAB_DIR/$tag.send.log")"
+        return 1
+    fi
+    if [[ $got != "$want" ]]; then
+        LAB_XFER_SUMMARY="sha256 mismatch: sent ${want:0:16}…, received ${got:-nothing}"
+        return 1
+    fi
+    LAB_XFER_SUMMARY=$(awk -v n="$sent" -v s="$secs" -v h="$want" 'BEGIN {
+        printf "%d bytes in %.2f s (%.1f MiB/s), sha256 %s… equal at both ends", n, s, n / 1048576 / (s > 0 ? s : 1e-9), substr(h, 1, 16) }')
+    rm -f "$LAB_DIR/$tag".*.log
+}
+
+# Ask a shipworm client (by PID) for its status (SIGUSR1) and print the
+# "stats:" and "data:" lines it logs in answer.
+lab_client_status() {  # <pid> <log>
+    local n
+    n=$(grep -c ' data: ' "$2")
+    kill -USR1 "$1" || return 1
+    lab_wait_for 5 lab__more_lines "$2" ' data: ' "$n" || return 1
+    grep -E ' (stats|data): ' "$2" | tail -n 2
+}
+
+lab__more_lines() { (($(grep -c -- "$2" "$1") > $3)); }
+
+# A counter from one lab_client_status line: " <name>=N" drop counters, or
+# " N <name>," totals such as "delivered"; 0 when absent.
+lab_status_count() {  # <lines> <name>
+    local v
+    v=$(grep -o -E "( $2=[0-9]+| [0-9]+ $2,)" <<<"$1" | head -n 1 | grep -o -E '[0-9]+')
+    echo "${v:-0}"
+}
+
 # --------------------------------------------------------------------------
 # Daemons
 
@@ -476,6 +542,23 @@ EOF
     if ! lab_wait_for 5 lab__relay_routes; then
         lab_log "relay did not route 2001::/32 to its tunnel; log:"
         sed 's/^/    /' "$LAB_DIR/miredo-relay.log" >&2
+        return 1
+    fi
+}
+
+# Shipworm's relay in the relay node, tunnel "teredo" (logs at debug level to
+# $LAB_DIR/shipworm-relay.log); like lab_start_miredo_relay, it returns once
+# 2001::/32 is routed to the tunnel.
+lab_start_shipworm_relay() {
+    local bin log=$LAB_DIR/shipworm-relay.log
+    bin=$(lab__shipworm_bin) || return 1
+    lab_spawn relay "$log" "$bin" relay --bind "$LAB_RELAY_IP" --type "${RELAY_TYPE:-cone}" \
+        --log-level debug "$@"
+    # shellcheck disable=SC2034  # API for the caller
+    LAB_RELAY_PID=$LAB_LAST_PID
+    if ! lab_wait_for 5 lab__relay_routes; then
+        lab_log "shipworm relay did not route 2001::/32 to its tunnel; log:"
+        sed 's/^/    /' "$log" >&2
         return 1
     fi
 }

@@ -1,6 +1,6 @@
 //! The command line: `shipworm <role> [options]`.
 //!
-//! Hand-written rather than clap: two roles with a dozen options do not
+//! Hand-written rather than clap: three roles with two dozen options do not
 //! justify the ~300 KB clap adds to a router binary.
 
 use core::fmt;
@@ -9,12 +9,14 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use log::LevelFilter;
-use shipworm_core::addr::DEFAULT_PREFIX;
+use shipworm_core::addr::{DEFAULT_PREFIX, TEREDO_PORT};
+use shipworm_core::relay::{RelayKind, DEFAULT_MTU as RELAY_DEFAULT_MTU};
 use shipworm_core::server::{Config, DEFAULT_MAX_FORWARD_PAYLOAD, DEFAULT_MTU};
 
 use crate::sys::tun::MAX_NAME_LEN;
 
-/// The client's tunnel interface name unless `--interface` says otherwise
+/// The tunnel interface name of the client and the relay unless
+/// `--interface` says otherwise
 /// (Miredo's too, so scripts written for it keep working).
 pub const DEFAULT_INTERFACE: &str = "teredo";
 
@@ -38,7 +40,9 @@ Roles:
                           qualification, the tunnel interface (address,
                           routes, MTU) and IPv6 through it, directly to
                           Teredo peers and via relays to native hosts
-  relay                   not yet implemented
+  relay                   Teredo relay: routes the Teredo prefix between
+                          native IPv6 (this host forwarding) and Teredo
+                          clients over UDP
 
 Server options:
   --secondary <IPv4>         second address (default: primary + 1)
@@ -66,8 +70,21 @@ Client options:
                              configuring the interface itself
   --log-level <level>        as for the server
 
+Relay options:
+  --bind <IPv4>              local address of the UDP socket (default: any)
+  --port <N>                 local UDP port (default: {TEREDO_PORT})
+  --interface <name>         tunnel interface (default: {DEFAULT_INTERFACE})
+  --prefix <IPv6>            Teredo prefix routed to the tunnel, as for the
+                             server (default: {prefix})
+  --mtu <N>                  tunnel MTU, 1280 to 65535 (default: {RELAY_DEFAULT_MTU})
+  --type <cone|restricted>   cone: indirect bubbles only (as Miredo's cone);
+                             restricted: direct bubbles too (default: cone)
+  --log-level <level>        as for the server
+  The relay needs IPv6 forwarding (sysctl net.ipv6.conf.all.forwarding=1).
+
 Runs in the foreground and logs to standard error. SIGINT and SIGTERM stop it
-(the client removes its address and routes, and the tunnel disappears);
+(the client removes its address and routes, the relay its route, and the
+tunnel disappears);
 SIGUSR1 logs its state and counters. Exit status: 0 after a signal, 2 on bad usage or a
 failed start-up check, 1 on a later system error.
 "
@@ -85,8 +102,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Run the Teredo client.
     Client(ClientArgs),
-    /// A role that exists in the plan but not yet in the code.
-    Unimplemented(&'static str),
+    /// Run the Teredo relay.
+    Relay(RelayArgs),
 }
 
 /// The `server` role's settings.
@@ -116,6 +133,25 @@ pub struct ClientArgs {
     /// Program run on every state change, instead of configuring the
     /// interface directly.
     pub hook: Option<PathBuf>,
+    /// Lowest level logged.
+    pub log_level: LevelFilter,
+}
+
+/// The `relay` role's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayArgs {
+    /// Local IPv4 address of the UDP socket (unspecified: any).
+    pub bind: Ipv4Addr,
+    /// Local UDP port.
+    pub port: u16,
+    /// Tunnel interface name.
+    pub interface: String,
+    /// The Teredo /32 prefix routed to the tunnel.
+    pub prefix: [u8; 4],
+    /// Tunnel MTU.
+    pub mtu: u16,
+    /// Cone or restricted relay.
+    pub kind: RelayKind,
     /// Lowest level logged.
     pub log_level: LevelFilter,
 }
@@ -153,7 +189,7 @@ where
         "-V" | "--version" => Ok(Command::Version),
         "server" => parse_server(args),
         "client" => parse_client(args),
-        "relay" => Ok(Command::Unimplemented("relay")),
+        "relay" => parse_relay(args),
         other if other.starts_with('-') => Err(usage(format!("unknown option '{other}'"))),
         other => Err(usage(format!("unknown role '{other}'"))),
     }
@@ -326,6 +362,72 @@ fn parse_client(
     }))
 }
 
+fn parse_relay(
+    mut args: impl Iterator<Item = Result<String, UsageError>>,
+) -> Result<Command, UsageError> {
+    let mut bind = None;
+    let mut port = None;
+    let mut interface = None;
+    let mut prefix = None;
+    let mut mtu = None;
+    let mut kind = None;
+    let mut log_level = None;
+    while let Some(arg) = args.next().transpose()? {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Command::Help);
+        }
+        if !arg.starts_with('-') {
+            return Err(usage(format!("unexpected argument '{arg}'")));
+        }
+        let (name, value) = option_value(&arg, &mut args)?;
+        let twice = || usage(format!("option '{name}' given twice"));
+        let name = name.as_str();
+        match name {
+            "--bind" => set_once(&mut bind, ipv4(name, &value)?).ok_or_else(twice)?,
+            "--port" => {
+                let n = match value.parse() {
+                    Ok(n) if n != 0 => n,
+                    _ => {
+                        return Err(usage(format!(
+                            "'{value}' for '--port' is not a number from 1 to 65535"
+                        )))
+                    }
+                };
+                set_once(&mut port, n).ok_or_else(twice)?
+            }
+            "--interface" => set_once(&mut interface, interface_name(&value)?).ok_or_else(twice)?,
+            "--prefix" => set_once(&mut prefix, teredo_prefix(&value)?).ok_or_else(twice)?,
+            // parse_mtu caps at 65535, so the narrowing cannot fail.
+            "--mtu" => {
+                set_once(&mut mtu, parse_mtu(&value)?.min(65535) as u16).ok_or_else(twice)?
+            }
+            "--type" => {
+                let k = match value.as_str() {
+                    "cone" => RelayKind::Cone,
+                    "restricted" => RelayKind::Restricted,
+                    _ => {
+                        return Err(usage(format!(
+                            "relay type '{value}' is not one of cone, restricted"
+                        )))
+                    }
+                };
+                set_once(&mut kind, k).ok_or_else(twice)?
+            }
+            "--log-level" => set_once(&mut log_level, level(&value)?).ok_or_else(twice)?,
+            _ => return Err(usage(format!("unknown option '{name}'"))),
+        }
+    }
+    Ok(Command::Relay(RelayArgs {
+        bind: bind.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        port: port.unwrap_or(TEREDO_PORT),
+        interface: interface.unwrap_or_else(|| DEFAULT_INTERFACE.to_owned()),
+        prefix: prefix.unwrap_or(DEFAULT_PREFIX),
+        mtu: mtu.unwrap_or(RELAY_DEFAULT_MTU),
+        kind: kind.unwrap_or(RelayKind::Cone),
+        log_level: log_level.unwrap_or(LevelFilter::Info),
+    }))
+}
+
 /// A server given as a host name or an IPv4 address (resolved later).
 fn host(what: &str, s: &str) -> Result<String, UsageError> {
     let ok = !s.is_empty()
@@ -453,12 +555,15 @@ mod test {
         assert_eq!(p(&["--version"]), Ok(Command::Version));
         assert_eq!(p(&["-V", "junk"]), Ok(Command::Version));
         assert_eq!(p(&["client", "--help"]), Ok(Command::Help));
-        assert_eq!(p(&["relay", "x"]), Ok(Command::Unimplemented("relay")));
+        assert_eq!(p(&["relay", "--help"]), Ok(Command::Help));
         assert_eq!(p(&["server", "--help"]), Ok(Command::Help));
         assert!(VERSION.starts_with("shipworm 0."));
         let help = help();
         assert!(help.contains("Teredo client behind a cone or restricted NAT"));
-        assert!(help.contains("relay                   not yet implemented"));
+        assert!(help.contains("relay                   Teredo relay"));
+        assert!(help.contains("local UDP port (default: 3544)"));
+        assert!(help.contains("net.ipv6.conf.all.forwarding=1"));
+        assert!(!help.contains("not yet implemented"));
         assert!(help.contains("(default: teredo)"));
         assert!(help.contains("(default: 2001::)"));
         assert!(help.contains("(default: 88)"));
@@ -684,6 +789,103 @@ mod test {
                 &["client", "--server=x", "--log-level=loud"],
                 "log level 'loud'",
             ),
+        ];
+        for (args, want) in cases {
+            let got = err(args);
+            assert!(got.contains(want), "{args:?}: {got:?} lacks {want:?}");
+        }
+    }
+
+    fn relay(args: &[&str]) -> RelayArgs {
+        match p(args) {
+            Ok(Command::Relay(r)) => r,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn relay_defaults() {
+        assert_eq!(
+            relay(&["relay"]),
+            RelayArgs {
+                bind: Ipv4Addr::UNSPECIFIED,
+                port: 3544,
+                interface: "teredo".to_owned(),
+                prefix: [0x20, 0x01, 0, 0],
+                mtu: 1280,
+                kind: RelayKind::Cone,
+                log_level: LevelFilter::Info,
+            }
+        );
+    }
+
+    #[test]
+    fn relay_options_both_spellings() {
+        let r = relay(&[
+            "relay",
+            "--bind=198.51.100.10",
+            "--port",
+            "3545",
+            "--interface=teredo-relay",
+            "--prefix",
+            "3ffe:831f::",
+            "--mtu=1400",
+            "--type",
+            "restricted",
+            "--log-level=trace",
+        ]);
+        assert_eq!(
+            r,
+            RelayArgs {
+                bind: Ipv4Addr::new(198, 51, 100, 10),
+                port: 3545,
+                interface: "teredo-relay".to_owned(),
+                prefix: [0x3f, 0xfe, 0x83, 0x1f],
+                mtu: 1400,
+                kind: RelayKind::Restricted,
+                log_level: LevelFilter::Trace,
+            }
+        );
+        assert_eq!(relay(&["relay", "--type=cone"]).kind, RelayKind::Cone);
+        assert_eq!(relay(&["relay", "--mtu=65535"]).mtu, 65535);
+    }
+
+    #[test]
+    fn relay_bad_usage_names_the_problem() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["relay", "192.0.2.1"], "unexpected argument '192.0.2.1'"),
+            (&["relay", "--bind"], "option '--bind' needs a value"),
+            (&["relay", "--bind=2001:db8::1"], "not an IPv4 address"),
+            (&["relay", "--port=0"], "not a number from 1 to 65535"),
+            (&["relay", "--port=65536"], "not a number from 1 to 65535"),
+            (
+                &["relay", "--port=3544", "--port=3545"],
+                "'--port' given twice",
+            ),
+            (&["relay", "--interface=a:b"], "not a valid interface name"),
+            (
+                &["relay", "--prefix=2001::1"],
+                "bits set beyond the first 32",
+            ),
+            (&["relay", "--prefix=ff0e::"], "multicast"),
+            (
+                &["relay", "--mtu=1279"],
+                "MTU '1279' is not a number from 1280",
+            ),
+            (&["relay", "--mtu=70000"], "MTU '70000'"),
+            (
+                &["relay", "--type=symmetric"],
+                "relay type 'symmetric' is not one",
+            ),
+            (
+                &["relay", "--type=cone", "--type=cone"],
+                "'--type' given twice",
+            ),
+            (
+                &["relay", "--server=192.0.2.1"],
+                "unknown option '--server'",
+            ),
+            (&["relay", "--log-level=loud"], "log level 'loud'"),
         ];
         for (args, want) in cases {
             let got = err(args);

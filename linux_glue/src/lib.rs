@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod hook;
 pub mod logger;
+pub mod relay;
 pub mod server;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use shipworm::cli::{self, Command};
-use shipworm::{client, logger, server};
+use shipworm::{client, logger, relay, server};
 
-/// Exit status for bad usage, unimplemented roles and failed start-up checks.
+/// Exit status for bad usage and failed start-up checks.
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
@@ -19,9 +19,15 @@ fn main() -> ExitCode {
             println!("{}", cli::VERSION);
             ExitCode::SUCCESS
         }
-        Ok(Command::Unimplemented(role)) => {
-            eprintln!("shipworm: the '{role}' role is not yet implemented");
-            ExitCode::from(USAGE)
+        Ok(Command::Relay(args)) => {
+            logger::init(args.log_level);
+            match relay::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
         }
         Ok(Command::Server(args)) => {
             logger::init(args.log_level);

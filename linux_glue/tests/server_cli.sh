@@ -105,10 +105,11 @@ setup || { echo "FAIL namespace setup"; exit 1; }
 out=$("$bin" --version) && [[ "$out" =~ ^shipworm\ [0-9]+\.[0-9]+\.[0-9]+$ ]] \
     && pass "--version" || fail "--version: $out"
 out=$("$bin" --help) && [[ "$out" == *"server <primary-IPv4>"* ]] \
-    && [[ "$out" == *"relay                   not yet implemented"* ]] \
+    && [[ "$out" == *"relay                   Teredo relay"* ]] \
     && pass "--help" || fail "--help"
 check "client needs a server" 2 "^shipworm: 'client' needs '--server <host|IPv4>'" -- "$bin" client
-check "relay is refused" 2 "not yet implemented" -- "$bin" relay
+check "relay bad usage" 2 "^shipworm: relay type 'x' is not one of cone, restricted; see 'shipworm --help'$" \
+    -- "$bin" relay --type x
 check "bad usage" 2 "^shipworm: MTU '9' is not a number from 1280 to 65535; see 'shipworm --help'$" \
     -- "$bin" server 198.51.100.1 --mtu 9
 check "no role" 2 "no role given; see 'shipworm --help'" -- "$bin"

@@ -19,8 +19,9 @@
 //! - [`signal`]: SIGINT, SIGTERM and SIGUSR1 as a readable descriptor.
 //! - [`ifaddr`], [`route`]: start-up checks (local IPv4 addresses and their
 //!   directed broadcasts; whether IPv6 has somewhere to go).
-//! - [`tun`]: the client's tunnel interface (`/dev/net/tun`).
-//! - [`netlink`]: rtnetlink requests (link, IPv6 addresses, default route)
+//! - [`tun`]: the tunnel interface of the client and the relay
+//!   (`/dev/net/tun`).
+//! - [`netlink`]: rtnetlink requests (link, IPv6 addresses, IPv6 routes)
 //!   and IPv4 address / route notifications.
 
 use std::io;

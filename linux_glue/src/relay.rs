@@ -1,0 +1,603 @@
+//! `shipworm relay`: the event loop around [`shipworm_core::relay::Relay`].
+//!
+//! # Set-up
+//!
+//! Start-up refuses, with one line and exit status 2, what cannot work: IPv6
+//! forwarding switched off (the relay is a router between native IPv6 and its
+//! tunnel; without forwarding the kernel drops every packet in both
+//! directions, so the message gives the sysctl to run), a UDP port already
+//! taken, no right to create the tunnel. It then creates the tunnel with a
+//! long transmit queue ([`TXQUEUELEN`]: Miredo's 500 overflowed in the lab),
+//! no automatic link-local address, the configured MTU, brings it up and
+//! routes the Teredo prefix (`2001::/32`) to it with metric
+//! [`ROUTE_METRIC`], as Miredo does. The tunnel gets no address: the kernel
+//! forwards through an interface without one, kernel-made ICMPv6 errors
+//! take the host's native address as source, and the relay's own link-local
+//! address (the source of its bubbles) is the core's business, never seen
+//! by the kernel. SIGINT and SIGTERM remove the route and the tunnel.
+//!
+//! # Fast path
+//!
+//! One `poll(2)` waits on the signal descriptor, the UDP socket, the tunnel
+//! and the core's next timer. Each ready descriptor is drained up to a
+//! budget ([`BATCH`] × [`BATCHES_PER_WAKE`]) so that a flood in one
+//! direction cannot starve the other or the signals:
+//!
+//! - tunnel → UDP: up to [`BATCH`] packets are read into their own slots,
+//!   each goes to [`Relay::handle_ipv6`] with its own output slot, and every
+//!   [`Output::Udp`] (which borrows the packet itself: simple encapsulation
+//!   adds no header) waits in one `sendmmsg(2)` batch;
+//! - UDP → tunnel: `recvmmsg(2)` fills up to [`BATCH`] slots, each datagram
+//!   goes to [`Relay::handle_udp`], and every [`Output::Tunnel`] (the
+//!   decapsulated packet, borrowing the datagram) is written to the tunnel at
+//!   once: a tun device has no batched write.
+//!
+//! Copies: one per packet and direction, each forced by the kernel interface
+//! (`read(2)` from the tun into user memory, `sendmmsg(2)` into socket
+//! buffers; `recvmmsg(2)` out of them, `write(2)` into the tun). The core
+//! works in place on those buffers; nothing is allocated after start-up.
+//! [`Relay::poll_transmit`] (bubbles, packets released from a peer's queue,
+//! ICMPv6 errors) is drained after every input into one more buffer and sent
+//! at once: that is the slow path, rare next to the traffic it sets up.
+//!
+//! # One thread
+//!
+//! The relay runs on one thread. Its targets are two-core routers where the
+//! kernel's own forwarding, the NAT and often a Teredo client share the
+//! cores, so a second relay thread would mostly compete with the kernel
+//! work the relay itself generates; the per-packet work here is a table
+//! look-up and two system calls amortised over a batch. A multi-queue tun
+//! (`IFF_MULTI_QUEUE`) with one worker per core, each with its own
+//! `SO_REUSEPORT` socket and a share of the peer table, is the way to scale
+//! on bigger hosts; it is left for the benchmark issue, to be done only if
+//! measurements show the single thread is the bottleneck.
+
+use core::fmt;
+use core::net::{Ipv6Addr, SocketAddrV4};
+use std::io;
+use std::os::fd::AsFd;
+
+use log::{debug, error, info, warn};
+use shipworm_core::relay::{Config, Relay, RelayKind};
+use shipworm_core::time::Instant;
+use shipworm_core::tunnel::{Destination, Output};
+
+use crate::cli::RelayArgs;
+use crate::server::Error;
+use crate::sys::clock;
+use crate::sys::netlink::{self, Netlink, Op};
+use crate::sys::poll::{poll, PollFd};
+use crate::sys::random::OsRng;
+use crate::sys::signal::{Signal, Signals};
+use crate::sys::tun::Tun;
+use crate::sys::udp::{RecvBatch, SendBatch, UdpSocket};
+
+/// Transmit queue length of the tunnel: packets the kernel holds for us
+/// while the loop is busy with the other direction. Miredo leaves the tun
+/// default (500), which overflowed in the lab's TCP downloads (lab-notes).
+pub const TXQUEUELEN: u32 = 2048;
+
+/// Metric of the route to the Teredo prefix: the kernel's default, as
+/// Miredo's relay uses.
+pub const ROUTE_METRIC: u32 = 1024;
+
+/// Length of the Teredo prefix route (RFC 4380 §2.6: a /32).
+const PREFIX_LEN: u8 = 32;
+
+/// Where the kernel says whether it forwards IPv6.
+pub const FORWARDING_SYSCTL: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
+
+/// Datagrams or packets per `recvmmsg` / `sendmmsg` batch.
+pub const BATCH: usize = 32;
+
+/// Batches drained from one descriptor before polling again.
+pub const BATCHES_PER_WAKE: usize = 4;
+
+/// Receive slot size: the largest UDP payload over IPv4 (65,507 bytes) and
+/// the largest packet a tun with the largest MTU hands out (65,535) fit, so
+/// nothing is ever cut. Untouched pages of the slots cost no memory.
+const SLOT: usize = 1 << 16;
+
+/// Kernel socket buffer requested each way: about 30 ms at 1 Gbit/s, so a
+/// burst that arrives while the loop writes to the tunnel is queued, not
+/// dropped (Miredo's default-sized buffer overflowed in the lab).
+const SOCKET_BUFFER: usize = 1 << 22;
+
+/// What is wrong with IPv6 forwarding, from the sysctl's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forwarding {
+    /// On.
+    On,
+    /// Off: the relay cannot work.
+    Off,
+    /// Unreadable or unexpected (e.g. no IPv6 in this kernel).
+    Unknown(String),
+}
+
+impl Forwarding {
+    /// Interpret the contents of [`FORWARDING_SYSCTL`].
+    pub fn parse(contents: &str) -> Forwarding {
+        match contents.trim() {
+            "0" => Forwarding::Off,
+            s if s.parse::<u32>().is_ok() => Forwarding::On,
+            s => Forwarding::Unknown(format!("unexpected contents {s:?}")),
+        }
+    }
+
+    /// Read the running kernel's setting.
+    pub fn read() -> Forwarding {
+        match std::fs::read_to_string(FORWARDING_SYSCTL) {
+            Ok(s) => Forwarding::parse(&s),
+            Err(e) => Forwarding::Unknown(e.to_string()),
+        }
+    }
+
+    /// A start-up error for any state but [`Forwarding::On`].
+    pub fn check(self) -> Result<(), Error> {
+        match self {
+            Forwarding::On => Ok(()),
+            Forwarding::Off => Err(Error::Startup(
+                "IPv6 forwarding is off, so the kernel would drop everything the relay \
+                 routes between native IPv6 and its tunnel; turn it on with \
+                 'sysctl -w net.ipv6.conf.all.forwarding=1' (and set it in \
+                 /etc/sysctl.conf to keep it; note that interfaces that take their \
+                 address from router advertisements then need accept_ra=2)"
+                    .to_owned(),
+            )),
+            Forwarding::Unknown(why) => Err(Error::Startup(format!(
+                "cannot tell whether IPv6 forwarding is on ({FORWARDING_SYSCTL}: {why}); \
+                 the relay needs IPv6 and forwarding"
+            ))),
+        }
+    }
+}
+
+/// The Teredo prefix as an IPv6 network address.
+fn prefix_addr(prefix: [u8; 4]) -> Ipv6Addr {
+    let [a, b, c, d] = prefix;
+    Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+}
+
+/// The core's configuration from the command line.
+fn config(args: &RelayArgs) -> Config {
+    Config {
+        kind: args.kind,
+        mtu: args.mtu,
+        ..Config::with_prefix(args.prefix)
+    }
+}
+
+fn kind_name(kind: RelayKind) -> &'static str {
+    match kind {
+        RelayKind::Cone => "cone",
+        RelayKind::Restricted => "restricted",
+    }
+}
+
+/// Check forwarding, bind the port, set up the tunnel and relay until
+/// SIGINT or SIGTERM.
+pub fn run(args: RelayArgs) -> Result<(), Error> {
+    // First, so a signal during start-up is not lost to its default action.
+    let signals = Signals::install()
+        .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
+    let rng = OsRng::new().map_err(|e| Error::Startup(format!("getrandom(2) failed: {e}")))?;
+    Forwarding::read().check()?;
+    // Before the tunnel: a port in use must not leave a route behind.
+    let local = SocketAddrV4::new(args.bind, args.port);
+    let udp = UdpSocket::bind(local, SOCKET_BUFFER).map_err(|e| {
+        Error::Startup(match e.kind() {
+            io::ErrorKind::AddrInUse => format!("address {local} is in use"),
+            io::ErrorKind::AddrNotAvailable => {
+                format!("address {} is not assigned to this host", local.ip())
+            }
+            io::ErrorKind::PermissionDenied => {
+                format!("binding {local} needs root or CAP_NET_BIND_SERVICE")
+            }
+            _ => format!("cannot bind {local}: {e}"),
+        })
+    })?;
+    let tun = Tun::open(&args.interface).map_err(|e| {
+        Error::Startup(match e.kind() {
+            io::ErrorKind::PermissionDenied => {
+                "creating the tunnel interface needs root or CAP_NET_ADMIN".to_owned()
+            }
+            _ => format!("cannot create tunnel interface {}: {e}", args.interface),
+        })
+    })?;
+    let mut nl = Netlink::open()
+        .map_err(|e| Error::Startup(format!("cannot open a netlink socket: {e}")))?;
+    let prefix = prefix_addr(args.prefix);
+    set_up_tunnel(&mut nl, &tun, args.mtu, prefix).map_err(|e| {
+        Error::Startup(format!(
+            "cannot bring up {} and route {prefix}/{PREFIX_LEN} to it: {e}",
+            tun.name()
+        ))
+    })?;
+    let now = clock::now();
+    let config = config(&args);
+    info!(
+        "Teredo relay ({}) on UDP {}, prefix {prefix}/{PREFIX_LEN} routed to {} (MTU {})",
+        kind_name(config.kind),
+        udp.local_addr().unwrap_or(local),
+        tun.name(),
+        args.mtu
+    );
+    let out_slot = usize::from(args.mtu).max(1280) + 64;
+    let mut event_loop = EventLoop {
+        relay: Box::new(Relay::new(config, rng, now)),
+        signals,
+        udp,
+        tun,
+        udp_rx: RecvBatch::new(SLOT),
+        tun_rx: vec![0u8; BATCH * SLOT].into_boxed_slice(),
+        out: vec![0u8; BATCH * out_slot].into_boxed_slice(),
+        out_slot,
+        transmit: vec![0u8; SLOT].into_boxed_slice(),
+        counters: Counters::default(),
+    };
+    let result = event_loop.run();
+    // The kernel deletes the route with the tunnel; deleting it first keeps
+    // the order of a clean shutdown (no packet routed to a closing tunnel).
+    match nl.route(
+        Op::Delete,
+        event_loop.tun.index(),
+        prefix,
+        PREFIX_LEN,
+        ROUTE_METRIC,
+    ) {
+        Err(e) if !netlink::is_already_gone(&e) => {
+            error!("cannot remove the route {prefix}/{PREFIX_LEN}: {e}")
+        }
+        _ => {}
+    }
+    result
+}
+
+/// Queue length, MTU, link up, and the Teredo prefix routed to the tunnel.
+fn set_up_tunnel(nl: &mut Netlink, tun: &Tun, mtu: u16, prefix: Ipv6Addr) -> io::Result<()> {
+    // Not fatal: the tunnel works with the default queue length.
+    if let Err(e) = nl.setup_link(tun.index(), TXQUEUELEN) {
+        warn!(
+            "cannot set the queue length and address generation of {}: {e}",
+            tun.name()
+        );
+    }
+    nl.set_link(tun.index(), true, Some(mtu.into()))?;
+    nl.route(Op::Add, tun.index(), prefix, PREFIX_LEN, ROUTE_METRIC)
+}
+
+/// What the glue itself counts (the core keeps its own, finer counters).
+#[derive(Debug, Default)]
+struct Counters {
+    udp_received: u64,
+    udp_truncated: u64,
+    udp_sent: u64,
+    udp_send_failed: u64,
+    tun_read: u64,
+    tun_written: u64,
+    tun_write_failed: u64,
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "UDP: {} datagrams received ({} too long, dropped), {} sent, {} sends failed; \
+             tunnel: {} packets read, {} written, {} writes failed",
+            self.udp_received,
+            self.udp_truncated,
+            self.udp_sent,
+            self.udp_send_failed,
+            self.tun_read,
+            self.tun_written,
+            self.tun_write_failed
+        )
+    }
+}
+
+struct EventLoop {
+    /// Large (its peer table): kept on the heap.
+    relay: Box<Relay<OsRng>>,
+    signals: Signals,
+    udp: UdpSocket,
+    tun: Tun,
+    udp_rx: RecvBatch<BATCH>,
+    /// [`BATCH`] slots of [`SLOT`] bytes for packets read from the tunnel.
+    tun_rx: Box<[u8]>,
+    /// [`BATCH`] output slots of `out_slot` bytes, one per input of a batch,
+    /// so every output of a batch can wait for one `sendmmsg`.
+    out: Box<[u8]>,
+    out_slot: usize,
+    /// For [`Relay::poll_transmit`].
+    transmit: Box<[u8]>,
+    counters: Counters,
+}
+
+impl EventLoop {
+    fn run(&mut self) -> Result<(), Error> {
+        loop {
+            let now = clock::now();
+            let timeout = self
+                .relay
+                .poll_timeout()
+                .map(|t| t.saturating_duration_since(now));
+            let (signalled, udp, tun) = {
+                let mut fds = [
+                    PollFd::readable(self.signals.as_fd()),
+                    PollFd::readable(self.udp.as_fd()),
+                    PollFd::readable(self.tun.as_fd()),
+                ];
+                poll(&mut fds, timeout).map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
+                let [s, u, t] = &fds;
+                (s.is_ready(), u.is_ready(), t.is_ready())
+            };
+            if signalled && self.on_signals()? {
+                return Ok(());
+            }
+            let now = clock::now();
+            if udp {
+                self.on_udp(now);
+            }
+            if tun {
+                self.on_tunnel(now);
+            }
+            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
+                self.relay.handle_timeout(now);
+                self.transmit(now);
+            }
+        }
+    }
+
+    /// Handle pending signals; `true` means stop.
+    fn on_signals(&mut self) -> Result<bool, Error> {
+        loop {
+            let signal = self
+                .signals
+                .read()
+                .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?;
+            match signal {
+                None => return Ok(false),
+                Some(s @ (Signal::Interrupt | Signal::Terminate)) => {
+                    info!("{s} received, stopping");
+                    return Ok(true);
+                }
+                Some(Signal::User1) => self.log_stats(),
+            }
+        }
+    }
+
+    fn log_stats(&self) {
+        info!(
+            "stats: {} peers; {}",
+            self.relay.peers().len(),
+            self.relay.stats()
+        );
+        info!("{}", self.counters);
+    }
+
+    /// Receive and relay what the UDP socket has queued, a few batches at
+    /// most.
+    fn on_udp(&mut self, now: Instant) {
+        for _ in 0..BATCHES_PER_WAKE {
+            match self.udp_rx.recv(&self.udp) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.relay_datagrams(now);
+                    if n < BATCH {
+                        return;
+                    }
+                }
+                // Transient (e.g. ENOMEM): the datagrams stay queued and
+                // poll reports the socket again.
+                Err(e) => {
+                    warn!("receive: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Feed the last received batch to the core and carry out its answers.
+    fn relay_datagrams(&mut self, now: Instant) {
+        let EventLoop {
+            relay,
+            udp,
+            tun,
+            udp_rx,
+            out,
+            out_slot,
+            transmit,
+            counters,
+            ..
+        } = self;
+        let mut tx = SendBatch::<BATCH>::new(udp);
+        for (dgram, out) in udp_rx.iter().zip(out.chunks_exact_mut(*out_slot)) {
+            counters.udp_received += 1;
+            if dgram.truncated {
+                counters.udp_truncated += 1;
+                continue;
+            }
+            let output = relay.handle_udp(now, dgram.from, dgram.data, out);
+            carry_out(output, &mut tx, tun, counters);
+            drain_transmits(relay, udp, tun, transmit, counters, now);
+        }
+        finish(tx, counters);
+    }
+
+    /// Read and relay what the tunnel has queued, a few batches at most.
+    fn on_tunnel(&mut self, now: Instant) {
+        for _ in 0..BATCHES_PER_WAKE {
+            let mut lens = [0usize; BATCH];
+            let mut n = 0;
+            for (slot, len) in self.tun_rx.chunks_exact_mut(SLOT).zip(lens.iter_mut()) {
+                match self.tun.read(slot) {
+                    Ok(Some(got)) => {
+                        *len = got;
+                        n += 1;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!("read from {}: {e}", self.tun.name());
+                        break;
+                    }
+                }
+            }
+            if n == 0 {
+                return;
+            }
+            self.relay_packets(now, &lens[..n]);
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Feed the packets just read (their lengths in `lens`) to the core and
+    /// carry out its answers.
+    fn relay_packets(&mut self, now: Instant, lens: &[usize]) {
+        let EventLoop {
+            relay,
+            udp,
+            tun,
+            tun_rx,
+            out,
+            out_slot,
+            transmit,
+            counters,
+            ..
+        } = self;
+        let mut tx = SendBatch::<BATCH>::new(udp);
+        let slots = tun_rx.chunks_exact(SLOT).zip(lens);
+        for ((slot, &len), out) in slots.zip(out.chunks_exact_mut(*out_slot)) {
+            counters.tun_read += 1;
+            let packet = slot.get(..len).unwrap_or_default();
+            let output = relay.handle_ipv6(now, packet, out);
+            carry_out(output, &mut tx, tun, counters);
+            drain_transmits(relay, udp, tun, transmit, counters, now);
+        }
+        finish(tx, counters);
+    }
+
+    /// After a timer: bubbles due, queues given up.
+    fn transmit(&mut self, now: Instant) {
+        let EventLoop {
+            relay,
+            udp,
+            tun,
+            transmit,
+            counters,
+            ..
+        } = self;
+        drain_transmits(relay, udp, tun, transmit, counters, now);
+    }
+}
+
+/// Queue a datagram for the batch or write a packet to the tunnel.
+fn carry_out<'a>(
+    output: Output<'a>,
+    tx: &mut SendBatch<'_, 'a, BATCH>,
+    tun: &Tun,
+    counters: &mut Counters,
+) {
+    match output {
+        Output::None => {}
+        Output::Udp { to, data } => tx.push(to, data),
+        Output::Tunnel(packet) => write_tunnel(tun, counters, packet),
+    }
+}
+
+/// Send the batch and count the outcome.
+fn finish(tx: SendBatch<'_, '_, BATCH>, counters: &mut Counters) {
+    let sent = tx.finish();
+    counters.udp_sent += sent.sent as u64;
+    counters.udp_send_failed += sent.failed as u64;
+    if let Some(e) = sent.last_error {
+        debug!("{} UDP sends failed: {e}", sent.failed);
+    }
+}
+
+fn write_tunnel(tun: &Tun, counters: &mut Counters, packet: &[u8]) {
+    match tun.write(packet) {
+        Ok(()) => counters.tun_written += 1,
+        Err(e) => {
+            counters.tun_write_failed += 1;
+            debug!("write to {}: {e}", tun.name());
+        }
+    }
+}
+
+/// Everything [`Relay::poll_transmit`] has, sent one by one (the slow path).
+fn drain_transmits(
+    relay: &mut Relay<OsRng>,
+    udp: &UdpSocket,
+    tun: &Tun,
+    buf: &mut [u8],
+    counters: &mut Counters,
+    now: Instant,
+) {
+    while let Some(t) = relay.poll_transmit(now, buf) {
+        let data = buf.get(..t.len).unwrap_or_default();
+        match t.dest {
+            Destination::Udp(to) => match udp.send_to(data, to) {
+                Ok(_) => counters.udp_sent += 1,
+                Err(e) => {
+                    counters.udp_send_failed += 1;
+                    debug!("send to {to}: {e}");
+                }
+            },
+            Destination::Tunnel => write_tunnel(tun, counters, data),
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    #[test]
+    fn forwarding_sysctl() {
+        assert_eq!(Forwarding::parse("1\n"), Forwarding::On);
+        assert_eq!(Forwarding::parse("2"), Forwarding::On);
+        assert_eq!(Forwarding::parse("0\n"), Forwarding::Off);
+        assert!(matches!(Forwarding::parse(""), Forwarding::Unknown(_)));
+        assert!(Forwarding::On.check().is_ok());
+        let off = Forwarding::Off.check().unwrap_err();
+        assert_eq!(off.exit_code(), 2);
+        assert!(off
+            .to_string()
+            .contains("'sysctl -w net.ipv6.conf.all.forwarding=1'"));
+        let unknown = Forwarding::Unknown("No such file or directory".to_owned())
+            .check()
+            .unwrap_err();
+        assert!(unknown.to_string().contains(FORWARDING_SYSCTL));
+        // The running kernel's answer is one of the three, never a panic.
+        let _ = Forwarding::read();
+    }
+
+    #[test]
+    fn prefix_and_config() {
+        assert_eq!(
+            prefix_addr([0x20, 0x01, 0, 0]),
+            "2001::".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            prefix_addr([0x3f, 0xfe, 0x83, 0x1f]),
+            "3ffe:831f::".parse::<Ipv6Addr>().unwrap()
+        );
+        let args = RelayArgs {
+            bind: Ipv4Addr::UNSPECIFIED,
+            port: 3544,
+            interface: "teredo".to_owned(),
+            prefix: [0x3f, 0xfe, 0x83, 0x1f],
+            mtu: 1400,
+            kind: RelayKind::Restricted,
+            log_level: log::LevelFilter::Info,
+        };
+        let c = config(&args);
+        assert_eq!(
+            (c.prefix, c.kind, c.mtu),
+            ([0x3f, 0xfe, 0x83, 0x1f], RelayKind::Restricted, 1400)
+        );
+    }
+}
