@@ -8,7 +8,8 @@
 set -eu -o pipefail
 
 need=(ip:iproute2 iptables:iptables conntrack:conntrack ping:iputils-ping
-    miredo:miredo miredo-server:miredo-server dumpcap:tshark tshark:tshark)
+    miredo:miredo miredo-server:miredo-server dumpcap:tshark tshark:tshark
+    iperf3:iperf3)
 missing=()
 PATH=$PATH:/usr/sbin:/sbin
 for pair in "${need[@]}"; do
