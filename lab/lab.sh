@@ -55,7 +55,8 @@
 #
 # Environment: LAB_PREFIX, LAB_DIR (temp dir for configs, logs, PID list;
 # created by lab_up when unset), LAB_KEEP=1 (keep LAB_DIR after lab_down),
-# SHIPWORM_BIN, RELAY_TYPE (cone|restricted), SERVER_IMPL (tests only).
+# SHIPWORM_BIN, RELAY_TYPE (cone|restricted), LAB_RELAY_LOG_LEVEL (shipworm
+# relay's --log-level, default debug), SERVER_IMPL (tests only).
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_REPO=$(dirname "$LAB_ROOT")
@@ -482,7 +483,8 @@ EOF
     shipworm)
         local bin
         bin=$(lab__shipworm_bin) || return 1
-        lab_spawn server "$log" "$bin" server "$LAB_SERVER_IP"
+        lab_spawn server "$log" "$bin" server "$LAB_SERVER_IP" \
+            --status-socket "$LAB_DIR/status-server.sock"
         ;;
     *) lab_log "lab_start_server: unknown implementation '$impl'"; return 1 ;;
     esac
@@ -516,7 +518,8 @@ lab_start_shipworm_client() {
     shift
     bin=$(lab__shipworm_bin) || return 1
     lab_spawn "$node" "$LAB_DIR/shipworm-$node.log" "$bin" client \
-        --server "$LAB_SERVER_IP" --log-level debug "$@"
+        --server "$LAB_SERVER_IP" --log-level debug \
+        --status-socket "$LAB_DIR/status-$node.sock" "$@"
 }
 
 lab_start_miredo_client() {
@@ -546,14 +549,15 @@ EOF
     fi
 }
 
-# Shipworm's relay in the relay node, tunnel "teredo" (logs at debug level to
-# $LAB_DIR/shipworm-relay.log); like lab_start_miredo_relay, it returns once
+# Shipworm's relay in the relay node, tunnel "teredo" (logs at debug level, or
+# $LAB_RELAY_LOG_LEVEL, to $LAB_DIR/shipworm-relay.log); like lab_start_miredo_relay, it returns once
 # 2001::/32 is routed to the tunnel.
 lab_start_shipworm_relay() {
     local bin log=$LAB_DIR/shipworm-relay.log
     bin=$(lab__shipworm_bin) || return 1
     lab_spawn relay "$log" "$bin" relay --bind "$LAB_RELAY_IP" --type "${RELAY_TYPE:-cone}" \
-        --log-level debug "$@"
+        --status-socket "$LAB_DIR/status-relay.sock" \
+        --log-level "${LAB_RELAY_LOG_LEVEL:-debug}" "$@"
     # shellcheck disable=SC2034  # API for the caller
     LAB_RELAY_PID=$LAB_LAST_PID
     if ! lab_wait_for 5 lab__relay_routes; then

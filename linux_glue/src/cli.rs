@@ -6,14 +6,23 @@
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use log::LevelFilter;
+use log::{error, info, warn, LevelFilter};
 use shipworm_core::addr::{DEFAULT_PREFIX, TEREDO_PORT};
 use shipworm_core::relay::{RelayKind, DEFAULT_MTU as RELAY_DEFAULT_MTU};
 use shipworm_core::server::{Config, DEFAULT_MAX_FORWARD_PAYLOAD, DEFAULT_MTU};
+use shipworm_core::time::Duration;
 
+use crate::config::{self, value, At, File, RelayType};
+use crate::sys::syslog::Facility;
 use crate::sys::tun::MAX_NAME_LEN;
+
+/// The file `check-config` reads when given none.
+pub const DEFAULT_CONFIG: &str = "/etc/shipworm/shipworm.conf";
+
+/// The pid file of `--daemon` unless `--pidfile` or `PidFile` names one.
+pub const DEFAULT_PID_FILE: &str = "/var/run/shipworm.pid";
 
 /// The tunnel interface name of the client and the relay unless
 /// `--interface` says otherwise
@@ -31,6 +40,10 @@ pub fn help() -> String {
         "{VERSION}: Teredo (RFC 4380) for Linux and OpenWrt
 
 Usage: shipworm <role> [options]
+       shipworm -c <file> [options]     role from the file (RelayType)
+       shipworm check-config [<file>]   check a file (default {DEFAULT_CONFIG})
+       shipworm status [--json] [--socket <path>]
+                                        query a running role
        shipworm --help | --version
 
 Roles:
@@ -82,11 +95,29 @@ Relay options:
   --log-level <level>        as for the server
   The relay needs IPv6 forwarding (sysctl net.ipv6.conf.all.forwarding=1).
 
-Runs in the foreground and logs to standard error. SIGINT and SIGTERM stop it
-(the client removes its address and routes, the relay its route, and the
-tunnel disappears);
-SIGUSR1 logs its state and counters. Exit status: 0 after a signal, 2 on bad usage or a
-failed start-up check, 1 on a later system error.
+Options of every role:
+  -c, --config <file>        read Miredo-style directives (miredo.conf,
+                             miredo-server.conf, see shipworm.conf(5));
+                             options given here override the file
+  --daemon                   detach into the background (logs to syslog)
+  --pidfile <path>           lock and write this pid file (default with
+                             --daemon: {DEFAULT_PID_FILE})
+  --syslog[=<facility>]      log to syslog (default facility: daemon)
+  --user <name>, --chroot <dir>, --status-socket <path>
+                             see shipworm(8)
+
+Once set up, a role runs as --user (default: nobody; a client with --hook
+and no --user stays root), keeping only CAP_NET_ADMIN (client), and serves
+its status on --status-socket (default: /run/shipworm-<role>.sock).
+'shipworm status' prints it (--json: the JSON document; without --socket:
+the first of the default sockets found); exit status 1 if none answers.
+
+Runs in the foreground and logs to standard error unless told otherwise.
+SIGINT and SIGTERM stop it (the client removes its address and routes, the
+relay its route, and the tunnel disappears); SIGHUP reads the configuration
+again; SIGUSR1 logs its state and counters. Exit status: 0 after a signal,
+2 on bad usage, a bad configuration or a failed start-up check, 1 on a
+later system error.
 "
     )
 }
@@ -98,12 +129,229 @@ pub enum Command {
     Help,
     /// Print [`VERSION`].
     Version,
-    /// Run the Teredo server.
+    /// `check-config`: the configuration is valid; say what would run.
+    CheckConfig(Run),
+    /// Run a role.
+    Run(Run),
+    /// `status`: query a running role's status socket.
+    Status(StatusArgs),
+}
+
+/// `shipworm status`'s settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusArgs {
+    /// Print the JSON document rather than text.
+    pub json: bool,
+    /// The socket to query; `None`: the first default one found.
+    pub socket: Option<PathBuf>,
+}
+
+/// `status [--json] [--socket <path>]`.
+fn parse_status(args: &[String]) -> Result<Command, UsageError> {
+    let mut json = false;
+    let mut socket = None;
+    let mut args = args.iter().cloned().map(Ok);
+    while let Some(arg) = args.next().transpose()? {
+        if arg == "--json" {
+            json = true;
+        } else if arg == "--socket" || arg.starts_with("--socket=") {
+            let (name, value) = option_value(&arg, &mut args)?;
+            if value.is_empty() {
+                return Err(usage("'--socket' needs a path"));
+            }
+            set_once(&mut socket, PathBuf::from(value))
+                .ok_or_else(|| usage(format!("option '{name}' given twice")))?;
+        } else if arg.starts_with('-') {
+            return Err(usage(format!("unknown option '{arg}'")));
+        } else {
+            return Err(usage(format!("unexpected argument '{arg}'")));
+        }
+    }
+    Ok(Command::Status(StatusArgs { json, socket }))
+}
+
+/// A role to run, with its process settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The role and its settings.
+    pub role: Role,
+    /// Process settings shared by the roles.
+    pub process: ProcessArgs,
+    /// How to read the settings again on SIGHUP.
+    pub reload: Reload,
+}
+
+/// The role to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The Teredo server.
     Server(ServerArgs),
-    /// Run the Teredo client.
+    /// The Teredo client.
     Client(ClientArgs),
-    /// Run the Teredo relay.
+    /// The Teredo relay.
     Relay(RelayArgs),
+}
+
+/// Settings of the process rather than of a role.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessArgs {
+    /// `--daemon`: detach from the terminal.
+    pub daemon: bool,
+    /// Pid file to lock and write: `--pidfile` or `PidFile`, or
+    /// [`DEFAULT_PID_FILE`] with `--daemon`.
+    pub pid_file: Option<PathBuf>,
+    /// Log to syslog with this facility (`--syslog`, `SyslogFacility`;
+    /// implied by `--daemon`).
+    pub syslog: Option<Facility>,
+    /// `--user` / `User`: account to run as after start-up.
+    pub user: Option<String>,
+    /// `--chroot` / `Chroot`: directory to confine the process to.
+    pub chroot: Option<PathBuf>,
+    /// `--status-socket` / `StatusSocket`: where to serve the status.
+    pub status_socket: Option<PathBuf>,
+}
+
+/// The command line as given, to be parsed again (re-reading the
+/// configuration file) on SIGHUP: the command line keeps overriding the
+/// file after a reload too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reload {
+    args: Vec<String>,
+    /// The process settings in force (they change only with a restart).
+    process: ProcessArgs,
+}
+
+impl Reload {
+    /// Parse the command line again, reading the configuration file anew.
+    pub fn load(&self) -> Result<Run, UsageError> {
+        match parse(self.args.iter().cloned())? {
+            Command::Run(run) => Ok(run),
+            _ => Err(usage("the command line no longer names a role")),
+        }
+    }
+
+    /// SIGHUP: read the configuration again and apply what every role
+    /// applies the same way: the log level at once, and a log line for each
+    /// process setting that only a restart changes. The new settings of
+    /// `role` come back for the loop to apply; `None` (logged) when the
+    /// file is bad now or asks for another role: the running settings stay.
+    pub fn reload(&self, role: config::Role) -> Option<Role> {
+        info!("SIGHUP received: reading the configuration again");
+        let run = match self.load() {
+            Ok(run) => run,
+            Err(e) => {
+                error!("reload failed, keeping the running configuration: {e}");
+                return None;
+            }
+        };
+        if run.role.kind() != role {
+            error!(
+                "reload: the configuration now asks for the {} role; restart to switch from {}",
+                run.role.kind().name(),
+                role.name()
+            );
+            return None;
+        }
+        for what in self.process.restart_needed(&run.process) {
+            warn!("reload: {what} changed; it takes effect at the next restart");
+        }
+        let level = run.role.log_level();
+        if level != log::max_level() {
+            crate::logger::set_level(level);
+            info!(
+                "reload: log level now {}",
+                level.as_str().to_ascii_lowercase()
+            );
+        }
+        Some(run.role)
+    }
+}
+
+impl ProcessArgs {
+    /// The settings that differ in `new`, by their directive names.
+    fn restart_needed(&self, new: &ProcessArgs) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.pid_file != new.pid_file {
+            names.push("PidFile");
+        }
+        if self.syslog != new.syslog {
+            names.push("SyslogFacility");
+        }
+        if self.user != new.user {
+            names.push("User");
+        }
+        if self.chroot != new.chroot {
+            names.push("Chroot");
+        }
+        if self.status_socket != new.status_socket {
+            names.push("StatusSocket");
+        }
+        names
+    }
+}
+
+impl Role {
+    /// Which role this is.
+    pub fn kind(&self) -> config::Role {
+        match self {
+            Role::Server(_) => config::Role::Server,
+            Role::Client(_) => config::Role::Client,
+            Role::Relay(_) => config::Role::Relay,
+        }
+    }
+
+    /// The role's lowest level logged.
+    pub fn log_level(&self) -> LevelFilter {
+        match self {
+            Role::Server(a) => a.log_level,
+            Role::Client(a) => a.log_level,
+            Role::Relay(a) => a.log_level,
+        }
+    }
+
+    /// One line saying what would run, for `check-config`.
+    pub fn describe(&self) -> String {
+        let prefix = |p: [u8; 4]| {
+            let [a, b, c, d] = p;
+            Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+        };
+        match self {
+            Role::Server(a) => format!(
+                "server on {} and {}, prefix {}/32, MTU {}",
+                a.config.primary,
+                a.config.secondary,
+                prefix(a.config.prefix),
+                a.config.mtu
+            ),
+            Role::Client(a) => format!(
+                "client of server {}{}, interface {}, UDP {}:{}{}",
+                a.server,
+                a.fallback
+                    .as_ref()
+                    .map(|f| format!(" (fallback {f})"))
+                    .unwrap_or_default(),
+                a.interface,
+                a.bind,
+                a.port,
+                a.hook
+                    .as_ref()
+                    .map(|h| format!(", hook {}", h.display()))
+                    .unwrap_or_default()
+            ),
+            Role::Relay(a) => format!(
+                "{} relay on UDP {}:{}, interface {}, prefix {}/32, MTU {}",
+                match a.kind {
+                    RelayKind::Cone => "cone",
+                    RelayKind::Restricted => "restricted",
+                },
+                a.bind,
+                a.port,
+                a.interface,
+                prefix(a.prefix),
+                a.mtu
+            ),
+        }
+    }
 }
 
 /// The `server` role's settings.
@@ -133,6 +381,8 @@ pub struct ClientArgs {
     /// Program run on every state change, instead of configuring the
     /// interface directly.
     pub hook: Option<PathBuf>,
+    /// Refresh interval (`RefreshInterval`); `None`: the core's default.
+    pub refresh_interval: Option<Duration>,
     /// Lowest level logged.
     pub log_level: LevelFilter,
 }
@@ -156,18 +406,43 @@ pub struct RelayArgs {
     pub log_level: LevelFilter,
 }
 
-/// A command line that makes no sense, with the reason.
+/// A command line or configuration file that makes no sense, with the
+/// reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(String);
+pub struct UsageError {
+    msg: String,
+    /// A command-line mistake, where `--help` helps (a file's mistake is
+    /// named by file and line instead).
+    command_line: bool,
+}
 
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl UsageError {
+    /// Whether pointing at `--help` helps.
+    pub fn is_command_line(&self) -> bool {
+        self.command_line
     }
 }
 
-fn usage(msg: impl Into<String>) -> UsageError {
-    UsageError(msg.into())
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl From<config::Error> for UsageError {
+    fn from(e: config::Error) -> UsageError {
+        UsageError {
+            msg: e.to_string(),
+            command_line: false,
+        }
+    }
+}
+
+pub(crate) fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError {
+        msg: msg.into(),
+        command_line: true,
+    }
 }
 
 /// Parse the arguments after the program name.
@@ -176,28 +451,228 @@ where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
-    let mut args = args.into_iter().map(|a| {
-        a.into()
-            .into_string()
-            .map_err(|a| usage(format!("argument {a:?} is not valid UTF-8")))
-    });
-    let Some(first) = args.next().transpose()? else {
+    let args = args
+        .into_iter()
+        .map(|a| {
+            a.into()
+                .into_string()
+                .map_err(|a| usage(format!("argument {a:?} is not valid UTF-8")))
+        })
+        .collect::<Result<Vec<String>, UsageError>>()?;
+    let args = absolute_config_paths(args);
+    let reload = Reload {
+        args: args.clone(),
+        process: ProcessArgs::default(),
+    };
+    let Some(first) = args.first() else {
         return Err(usage("no role given"));
     };
-    match first.as_str() {
-        "-h" | "--help" => Ok(Command::Help),
-        "-V" | "--version" => Ok(Command::Version),
-        "server" => parse_server(args),
-        "client" => parse_client(args),
-        "relay" => parse_relay(args),
-        other if other.starts_with('-') => Err(usage(format!("unknown option '{other}'"))),
-        other => Err(usage(format!("unknown role '{other}'"))),
+    // `--help` anywhere after the role or file asks for the help.
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        return Ok(Command::Help);
     }
+    let rest = || args.iter().skip(1).cloned().map(Ok);
+    let run = match first.as_str() {
+        "-h" | "--help" => return Ok(Command::Help),
+        "-V" | "--version" => return Ok(Command::Version),
+        "status" => return parse_status(args.get(1..).unwrap_or_default()),
+        "check-config" => {
+            let file = match args.get(1..) {
+                Some([]) | None => DEFAULT_CONFIG.to_owned(),
+                Some([file]) if !file.starts_with('-') => file.clone(),
+                Some(_) => return Err(usage("'check-config' takes one file name")),
+            };
+            let role = config::load(Path::new(&file))?.role();
+            let args = vec![Ok("--config".to_owned()), Ok(file)];
+            return parse_role(role, args.into_iter(), reload).map(Command::CheckConfig);
+        }
+        "server" => parse_role(config::Role::Server, rest(), reload)?,
+        "client" => parse_role(config::Role::Client, rest(), reload)?,
+        "relay" => parse_role(config::Role::Relay, rest(), reload)?,
+        // No role, but a configuration file: its RelayType decides, as
+        // for Miredo.
+        "-c" | "--config" => {
+            let file = args
+                .get(1)
+                .ok_or_else(|| usage(format!("option '{first}' needs a value")))?;
+            let role = config::load(Path::new(file))?.role();
+            parse_role(role, args.iter().cloned().map(Ok), reload)?
+        }
+        other if other.starts_with("--config=") => {
+            let role = config::load(Path::new(&other["--config=".len()..]))?.role();
+            parse_role(role, args.iter().cloned().map(Ok), reload)?
+        }
+        other if other.starts_with('-') => return Err(usage(format!("unknown option '{other}'"))),
+        other => return Err(usage(format!("unknown role '{other}'"))),
+    };
+    Ok(Command::Run(run))
+}
+
+/// The arguments with configuration file paths made absolute, so that a
+/// reload after `--daemon` changed to `/` reads the same file.
+fn absolute_config_paths(mut args: Vec<String>) -> Vec<String> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return args;
+    };
+    let absolute = |p: &str| cwd.join(p).to_string_lossy().into_owned();
+    let mut file_next = args.first().is_some_and(|a| a == "check-config");
+    for arg in args.iter_mut().skip(usize::from(file_next)) {
+        if file_next && !arg.is_empty() && !arg.starts_with('/') && !arg.starts_with('-') {
+            *arg = absolute(arg);
+        } else if let Some(p) = arg.strip_prefix("--config=") {
+            if !p.is_empty() && !p.starts_with('/') {
+                *arg = format!("--config={}", absolute(p));
+            }
+        }
+        file_next = arg == "-c" || arg == "--config";
+    }
+    args
+}
+
+/// The options every role takes.
+#[derive(Default)]
+struct Common {
+    config: Option<PathBuf>,
+    daemon: bool,
+    pid_file: Option<PathBuf>,
+    /// `--syslog` (facility from the file or the default) or `--syslog=F`.
+    syslog: Option<Option<Facility>>,
+    user: Option<String>,
+    chroot: Option<PathBuf>,
+    status_socket: Option<PathBuf>,
+}
+
+impl Common {
+    /// Take `arg` (and its value) if it is a common option.
+    fn take(
+        &mut self,
+        arg: &str,
+        args: &mut impl Iterator<Item = Result<String, UsageError>>,
+    ) -> Result<bool, UsageError> {
+        let twice = |name: &str| usage(format!("option '{name}' given twice"));
+        match arg {
+            "--daemon" => {
+                if std::mem::replace(&mut self.daemon, true) {
+                    return Err(twice(arg));
+                }
+                return Ok(true);
+            }
+            "--syslog" => {
+                return set_once(&mut self.syslog, None)
+                    .map(|()| true)
+                    .ok_or_else(|| twice(arg))
+            }
+            _ => {}
+        }
+        let name = arg.split_once('=').map_or(arg, |(n, _)| n);
+        if ![
+            "-c",
+            "--config",
+            "--pidfile",
+            "--syslog",
+            "--user",
+            "--chroot",
+            "--status-socket",
+        ]
+        .contains(&name)
+        {
+            return Ok(false);
+        }
+        let (name, value) = option_value(arg, args)?;
+        let name = name.as_str();
+        let done = match name {
+            "-c" | "--config" => {
+                if value.is_empty() {
+                    return Err(usage(format!("'{name}' needs a file name")));
+                }
+                set_once(&mut self.config, PathBuf::from(value))
+            }
+            "--pidfile" => set_once(&mut self.pid_file, absolute(name, &value)?),
+            "--syslog" => {
+                let f = Facility::from_name(&value).ok_or_else(|| {
+                    usage(format!(
+                        "syslog facility '{value}' is not one of {}",
+                        Facility::NAMES.join(", ")
+                    ))
+                })?;
+                set_once(&mut self.syslog, Some(f))
+            }
+            "--user" => {
+                if value.is_empty() {
+                    return Err(usage("'--user' needs a user name"));
+                }
+                set_once(&mut self.user, value)
+            }
+            "--chroot" => set_once(&mut self.chroot, absolute(name, &value)?),
+            _ => set_once(&mut self.status_socket, absolute(name, &value)?),
+        };
+        done.map(|()| true).ok_or_else(|| twice(name))
+    }
+
+    /// Read the file, check it fits `role`, and give the process settings
+    /// (the command line's first, then the file's).
+    fn finish(self, role: config::Role) -> Result<(File, ProcessArgs), UsageError> {
+        let file = match &self.config {
+            Some(path) => config::load(path)?,
+            None => File::default(),
+        };
+        file.check_role(role)?;
+        let syslog = match self.syslog {
+            Some(Some(f)) => Some(f),
+            Some(None) => Some(value(&file.syslog_facility).unwrap_or(Facility::DAEMON)),
+            // Standard error goes to /dev/null in the background.
+            None if self.daemon => Some(value(&file.syslog_facility).unwrap_or(Facility::DAEMON)),
+            None => value(&file.syslog_facility),
+        };
+        let pid_file = self
+            .pid_file
+            .or(value(&file.pid_file))
+            .or_else(|| self.daemon.then(|| PathBuf::from(DEFAULT_PID_FILE)));
+        let process = ProcessArgs {
+            daemon: self.daemon,
+            pid_file,
+            syslog,
+            user: self.user.or(value(&file.user)),
+            chroot: self.chroot.or(value(&file.chroot)),
+            status_socket: self.status_socket.or(value(&file.status_socket)),
+        };
+        Ok((file, process))
+    }
+}
+
+/// An absolute path for `name`: the daemon runs in `/`.
+fn absolute(name: &str, s: &str) -> Result<PathBuf, UsageError> {
+    if s.starts_with('/') {
+        Ok(PathBuf::from(s))
+    } else {
+        Err(usage(format!("'{s}' for '{name}' is not an absolute path")))
+    }
+}
+
+fn parse_role(
+    role: config::Role,
+    args: impl Iterator<Item = Result<String, UsageError>>,
+    reload: Reload,
+) -> Result<Run, UsageError> {
+    let (role, process) = match role {
+        config::Role::Server => parse_server(args)?,
+        config::Role::Client => parse_client(args)?,
+        config::Role::Relay => parse_relay(args)?,
+    };
+    Ok(Run {
+        role,
+        reload: Reload {
+            process: process.clone(),
+            ..reload
+        },
+        process,
+    })
 }
 
 fn parse_server(
     mut args: impl Iterator<Item = Result<String, UsageError>>,
-) -> Result<Command, UsageError> {
+) -> Result<(Role, ProcessArgs), UsageError> {
+    let mut common = Common::default();
     let mut primary = None;
     let mut secondary = None;
     let mut prefix = None;
@@ -205,9 +680,6 @@ fn parse_server(
     let mut max_forward_payload = None;
     let mut log_level = None;
     while let Some(arg) = args.next().transpose()? {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
         if !arg.starts_with('-') {
             if primary.is_some() {
                 return Err(usage(format!("unexpected argument '{arg}'")));
@@ -215,32 +687,17 @@ fn parse_server(
             primary = Some(ipv4("server address", &arg)?);
             continue;
         }
-        // `--name value` or `--name=value`.
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_owned())),
-            None => (arg.as_str(), None),
-        };
-        let slot = match name {
-            "--secondary" => Opt::Secondary,
-            "--prefix" => Opt::Prefix,
-            "--mtu" => Opt::Mtu,
-            "--max-forward-payload" => Opt::MaxForwardPayload,
-            "--log-level" => Opt::LogLevel,
-            _ => return Err(usage(format!("unknown option '{name}'"))),
-        };
-        let value = match inline {
-            Some(v) => v,
-            None => args
-                .next()
-                .transpose()?
-                .ok_or_else(|| usage(format!("option '{name}' needs a value")))?,
-        };
+        if common.take(&arg, &mut args)? {
+            continue;
+        }
+        let (name, value) = option_value(&arg, &mut args)?;
         let twice = || usage(format!("option '{name}' given twice"));
-        match slot {
-            Opt::Secondary => set_once(&mut secondary, ipv4(name, &value)?).ok_or_else(twice)?,
-            Opt::Prefix => set_once(&mut prefix, teredo_prefix(&value)?).ok_or_else(twice)?,
-            Opt::Mtu => set_once(&mut mtu, parse_mtu(&value)?).ok_or_else(twice)?,
-            Opt::MaxForwardPayload => {
+        let name = name.as_str();
+        match name {
+            "--secondary" => set_once(&mut secondary, ipv4(name, &value)?).ok_or_else(twice)?,
+            "--prefix" => set_once(&mut prefix, teredo_prefix(name, &value)?).ok_or_else(twice)?,
+            "--mtu" => set_once(&mut mtu, parse_mtu(&value)?).ok_or_else(twice)?,
+            "--max-forward-payload" => {
                 let n = value.parse().map_err(|_| {
                     usage(format!(
                         "'{value}' for '{name}' is not a number from 0 to 65535"
@@ -248,12 +705,18 @@ fn parse_server(
                 })?;
                 set_once(&mut max_forward_payload, n).ok_or_else(twice)?
             }
-            Opt::LogLevel => set_once(&mut log_level, level(&value)?).ok_or_else(twice)?,
+            "--log-level" => set_once(&mut log_level, level(&value)?).ok_or_else(twice)?,
+            _ => return Err(usage(format!("unknown option '{name}'"))),
         }
     }
-    let primary = primary.ok_or_else(|| usage("'server' needs the primary IPv4 address"))?;
+    let (file, process) = common.finish(config::Role::Server)?;
+    let primary = primary
+        .or(value(&file.server_bind_address))
+        .ok_or_else(|| {
+            usage("'server' needs the primary IPv4 address (or 'ServerBindAddress' in a file)")
+        })?;
     let defaults = Config::new(primary);
-    let secondary = match secondary {
+    let secondary = match secondary.or(value(&file.server_bind_address2)) {
         Some(s) => s,
         // The core's default (primary + 1) wraps around; say so instead.
         None if primary == Ipv4Addr::BROADCAST => {
@@ -266,16 +729,23 @@ fn parse_server(
     if secondary == primary {
         return Err(usage("primary and secondary addresses must differ"));
     }
-    Ok(Command::Server(ServerArgs {
+    let server = ServerArgs {
         config: Config {
             secondary,
-            prefix: prefix.unwrap_or(defaults.prefix),
-            mtu: mtu.unwrap_or(defaults.mtu),
-            max_forward_payload: max_forward_payload.unwrap_or(defaults.max_forward_payload),
+            prefix: prefix.or(value(&file.prefix)).unwrap_or(defaults.prefix),
+            mtu: mtu
+                .or(value(&file.interface_mtu).map(u32::from))
+                .unwrap_or(defaults.mtu),
+            max_forward_payload: max_forward_payload
+                .or(value(&file.max_forward_payload))
+                .unwrap_or(defaults.max_forward_payload),
             ..defaults
         },
-        log_level: log_level.unwrap_or(LevelFilter::Info),
-    }))
+        log_level: log_level
+            .or(value(&file.log_level))
+            .unwrap_or(LevelFilter::Info),
+    };
+    Ok((Role::Server(server), process))
 }
 
 /// `--name value` or `--name=value`: the name and its value.
@@ -299,7 +769,8 @@ fn option_value(
 
 fn parse_client(
     mut args: impl Iterator<Item = Result<String, UsageError>>,
-) -> Result<Command, UsageError> {
+) -> Result<(Role, ProcessArgs), UsageError> {
+    let mut common = Common::default();
     let mut server = None;
     let mut server2 = None;
     let mut fallback = None;
@@ -309,11 +780,11 @@ fn parse_client(
     let mut hook = None;
     let mut log_level = None;
     while let Some(arg) = args.next().transpose()? {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
         if !arg.starts_with('-') {
             return Err(usage(format!("unexpected argument '{arg}'")));
+        }
+        if common.take(&arg, &mut args)? {
+            continue;
         }
         let (name, value) = option_value(&arg, &mut args)?;
         let twice = || usage(format!("option '{name}' given twice"));
@@ -342,29 +813,43 @@ fn parse_client(
             _ => return Err(usage(format!("unknown option '{name}'"))),
         }
     }
-    let server: String = server.ok_or_else(|| {
-        usage("'client' needs '--server <host|IPv4>' (there is no default server)")
+    let (file, process) = common.finish(config::Role::Client)?;
+    let server: String = server.or(value(&file.server_address)).ok_or_else(|| {
+        usage(
+            "'client' needs '--server <host|IPv4>' or 'ServerAddress' in a file \
+             (there is no default server)",
+        )
     })?;
+    let server2 = server2.or(value(&file.server_address2));
     if let (Ok(primary), Some(secondary)) = (server.parse::<Ipv4Addr>(), server2) {
         if primary == secondary {
             return Err(usage("'--server' and '--server2' must differ"));
         }
     }
-    Ok(Command::Client(ClientArgs {
+    let client = ClientArgs {
         server,
         server2,
-        fallback,
-        interface: interface.unwrap_or_else(|| DEFAULT_INTERFACE.to_owned()),
-        bind: bind.unwrap_or(Ipv4Addr::UNSPECIFIED),
-        port: port.unwrap_or(0),
-        hook,
-        log_level: log_level.unwrap_or(LevelFilter::Info),
-    }))
+        fallback: fallback.or(value(&file.fallback_server)),
+        interface: interface
+            .or(value(&file.interface_name))
+            .unwrap_or_else(|| DEFAULT_INTERFACE.to_owned()),
+        bind: bind
+            .or(value(&file.bind_address))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED),
+        port: port.or(value(&file.bind_port)).unwrap_or(0),
+        hook: hook.or(value(&file.hook)),
+        refresh_interval: value(&file.refresh_interval),
+        log_level: log_level
+            .or(value(&file.log_level))
+            .unwrap_or(LevelFilter::Info),
+    };
+    Ok((Role::Client(client), process))
 }
 
 fn parse_relay(
     mut args: impl Iterator<Item = Result<String, UsageError>>,
-) -> Result<Command, UsageError> {
+) -> Result<(Role, ProcessArgs), UsageError> {
+    let mut common = Common::default();
     let mut bind = None;
     let mut port = None;
     let mut interface = None;
@@ -373,11 +858,11 @@ fn parse_relay(
     let mut kind = None;
     let mut log_level = None;
     while let Some(arg) = args.next().transpose()? {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
         if !arg.starts_with('-') {
             return Err(usage(format!("unexpected argument '{arg}'")));
+        }
+        if common.take(&arg, &mut args)? {
+            continue;
         }
         let (name, value) = option_value(&arg, &mut args)?;
         let twice = || usage(format!("option '{name}' given twice"));
@@ -396,7 +881,7 @@ fn parse_relay(
                 set_once(&mut port, n).ok_or_else(twice)?
             }
             "--interface" => set_once(&mut interface, interface_name(&value)?).ok_or_else(twice)?,
-            "--prefix" => set_once(&mut prefix, teredo_prefix(&value)?).ok_or_else(twice)?,
+            "--prefix" => set_once(&mut prefix, teredo_prefix(name, &value)?).ok_or_else(twice)?,
             // parse_mtu caps at 65535, so the narrowing cannot fail.
             "--mtu" => {
                 set_once(&mut mtu, parse_mtu(&value)?.min(65535) as u16).ok_or_else(twice)?
@@ -417,19 +902,42 @@ fn parse_relay(
             _ => return Err(usage(format!("unknown option '{name}'"))),
         }
     }
-    Ok(Command::Relay(RelayArgs {
-        bind: bind.unwrap_or(Ipv4Addr::UNSPECIFIED),
-        port: port.unwrap_or(TEREDO_PORT),
-        interface: interface.unwrap_or_else(|| DEFAULT_INTERFACE.to_owned()),
-        prefix: prefix.unwrap_or(DEFAULT_PREFIX),
-        mtu: mtu.unwrap_or(RELAY_DEFAULT_MTU),
-        kind: kind.unwrap_or(RelayKind::Cone),
-        log_level: log_level.unwrap_or(LevelFilter::Info),
-    }))
+    let (file, process) = common.finish(config::Role::Relay)?;
+    if let Some(At { value: 0, line }) = file.bind_port {
+        return Err(UsageError {
+            msg: format!(
+                "{}:{line}: a relay needs a fixed \"BindPort\" (1 to 65535)",
+                file.path.display()
+            ),
+            command_line: false,
+        });
+    }
+    let file_kind = match value(&file.relay_type) {
+        Some(RelayType::Relay(k)) => Some(k),
+        _ => None,
+    };
+    let relay = RelayArgs {
+        bind: bind
+            .or(value(&file.bind_address))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED),
+        port: port.or(value(&file.bind_port)).unwrap_or(TEREDO_PORT),
+        interface: interface
+            .or(value(&file.interface_name))
+            .unwrap_or_else(|| DEFAULT_INTERFACE.to_owned()),
+        prefix: prefix.or(value(&file.prefix)).unwrap_or(DEFAULT_PREFIX),
+        mtu: mtu
+            .or(value(&file.interface_mtu))
+            .unwrap_or(RELAY_DEFAULT_MTU),
+        kind: kind.or(file_kind).unwrap_or(RelayKind::Cone),
+        log_level: log_level
+            .or(value(&file.log_level))
+            .unwrap_or(LevelFilter::Info),
+    };
+    Ok((Role::Relay(relay), process))
 }
 
 /// A server given as a host name or an IPv4 address (resolved later).
-fn host(what: &str, s: &str) -> Result<String, UsageError> {
+pub(crate) fn host(what: &str, s: &str) -> Result<String, UsageError> {
     let ok = !s.is_empty()
         && s.len() <= 253
         && s.bytes()
@@ -444,7 +952,7 @@ fn host(what: &str, s: &str) -> Result<String, UsageError> {
 }
 
 /// An interface name the kernel accepts.
-fn interface_name(s: &str) -> Result<String, UsageError> {
+pub(crate) fn interface_name(s: &str) -> Result<String, UsageError> {
     let bad = s.is_empty()
         || s.len() > MAX_NAME_LEN
         || s == "."
@@ -459,15 +967,6 @@ fn interface_name(s: &str) -> Result<String, UsageError> {
     Ok(s.to_owned())
 }
 
-/// The server options that take a value.
-enum Opt {
-    Secondary,
-    Prefix,
-    Mtu,
-    MaxForwardPayload,
-    LogLevel,
-}
-
 /// Store `value` unless the option was already set (`None` then).
 fn set_once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     match slot {
@@ -479,16 +978,16 @@ fn set_once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     }
 }
 
-fn ipv4(what: &str, s: &str) -> Result<Ipv4Addr, UsageError> {
+pub(crate) fn ipv4(what: &str, s: &str) -> Result<Ipv4Addr, UsageError> {
     s.parse()
         .map_err(|_| usage(format!("'{s}' for {what} is not an IPv4 address")))
 }
 
 /// A Teredo /32 prefix written as an IPv6 address, e.g. `2001::`.
-fn teredo_prefix(s: &str) -> Result<[u8; 4], UsageError> {
+pub(crate) fn teredo_prefix(what: &str, s: &str) -> Result<[u8; 4], UsageError> {
     let addr: Ipv6Addr = s
         .parse()
-        .map_err(|_| usage(format!("'{s}' for '--prefix' is not an IPv6 address")))?;
+        .map_err(|_| usage(format!("'{s}' for '{what}' is not an IPv6 address")))?;
     let bits = u128::from(addr);
     if bits & (u128::MAX >> 32) != 0 {
         return Err(usage(format!(
@@ -511,7 +1010,7 @@ fn parse_mtu(s: &str) -> Result<u32, UsageError> {
     }
 }
 
-fn level(s: &str) -> Result<LevelFilter, UsageError> {
+pub(crate) fn level(s: &str) -> Result<LevelFilter, UsageError> {
     Ok(match s {
         "error" => LevelFilter::Error,
         "warn" => LevelFilter::Warn,
@@ -536,7 +1035,10 @@ mod test {
 
     fn server(args: &[&str]) -> ServerArgs {
         match p(args) {
-            Ok(Command::Server(s)) => s,
+            Ok(Command::Run(Run {
+                role: Role::Server(s),
+                ..
+            })) => s,
             other => panic!("{args:?} gave {other:?}"),
         }
     }
@@ -693,7 +1195,10 @@ mod test {
 
     fn client(args: &[&str]) -> ClientArgs {
         match p(args) {
-            Ok(Command::Client(c)) => c,
+            Ok(Command::Run(Run {
+                role: Role::Client(c),
+                ..
+            })) => c,
             other => panic!("{args:?} gave {other:?}"),
         }
     }
@@ -710,6 +1215,7 @@ mod test {
                 bind: Ipv4Addr::UNSPECIFIED,
                 port: 0,
                 hook: None,
+                refresh_interval: None,
                 log_level: LevelFilter::Info,
             }
         );
@@ -798,7 +1304,10 @@ mod test {
 
     fn relay(args: &[&str]) -> RelayArgs {
         match p(args) {
-            Ok(Command::Relay(r)) => r,
+            Ok(Command::Run(Run {
+                role: Role::Relay(r),
+                ..
+            })) => r,
             other => panic!("{args:?} gave {other:?}"),
         }
     }
@@ -894,10 +1403,242 @@ mod test {
     }
 
     #[test]
+    fn status_command() {
+        let status = |json, socket: Option<&str>| {
+            Ok(Command::Status(StatusArgs {
+                json,
+                socket: socket.map(PathBuf::from),
+            }))
+        };
+        assert_eq!(p(&["status"]), status(false, None));
+        assert_eq!(
+            p(&["status", "--socket", "/tmp/x.sock", "--json"]),
+            status(true, Some("/tmp/x.sock"))
+        );
+        assert_eq!(p(&["status", "--socket=s"]), status(false, Some("s")));
+        assert_eq!(p(&["status", "--help"]), Ok(Command::Help));
+        assert!(err(&["status", "--socket="]).contains("'--socket' needs a path"));
+        assert!(err(&["status", "--socket"]).contains("needs a value"));
+        assert!(err(&["status", "--socket=a", "--socket=b"]).contains("given twice"));
+        assert!(err(&["status", "--jsn"]).contains("unknown option '--jsn'"));
+        assert!(err(&["status", "x"]).contains("unexpected argument 'x'"));
+    }
+
+    #[test]
     fn non_utf8_argument_is_an_error() {
         use std::os::unix::ffi::OsStringExt;
         let bad = OsString::from_vec(vec![b's', 0xff]);
         let got = parse([OsString::from("server"), bad]).unwrap_err();
         assert!(got.to_string().contains("not valid UTF-8"));
+    }
+
+    /// A configuration file in a fresh temporary directory.
+    fn conf(name: &str, text: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("shipworm-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    fn run(args: &[&str]) -> Run {
+        match p(args) {
+            Ok(Command::Run(r)) => r,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn miredo_files_as_they_ship() {
+        let client_conf = conf(
+            "miredo.conf",
+            "# Please refer to the miredo.conf(5) man page for details.\nInterfaceName\tteredo\n\n\
+             # Pick a Teredo server:\n#ServerAddress\tteredo.ipv6.microsoft.com\n\
+             ServerAddress\tteredo-debian.remlab.net\n\n\
+             # Some firewall/NAT setups require a specific UDP port number:\n#BindPort\t3545\n",
+        );
+        // No role: RelayType's (client by default).
+        let r = run(&["-c", &client_conf]);
+        let Role::Client(c) = &r.role else {
+            panic!("{r:?}")
+        };
+        assert_eq!(c.server, "teredo-debian.remlab.net");
+        assert_eq!(c.interface, "teredo");
+        assert_eq!(r.process, ProcessArgs::default());
+        assert_eq!(run(&["client", "--config", &client_conf]).role, r.role);
+        let server_conf = conf(
+            "miredo-server.conf",
+            "# Please refer to the miredo-server.conf(5) manpage for details.\n\n\
+             # Server primary IPv4 address.\n\
+             # Miredo will open UDP port 3544 on this IPv4 address and the next one.\n\
+             ServerBindAddress 192.0.2.221\n",
+        );
+        let s = server(&["server", "-c", &server_conf]);
+        assert_eq!(s.config.primary, Ipv4Addr::new(192, 0, 2, 221));
+        assert_eq!(s.config.secondary, Ipv4Addr::new(192, 0, 2, 222));
+        // The positional address overrides ServerBindAddress, as Miredo's.
+        let s = server(&["server", "198.51.100.1", &format!("--config={server_conf}")]);
+        assert_eq!(s.config.primary, Ipv4Addr::new(198, 51, 100, 1));
+        assert!(matches!(
+            p(&["--config", &server_conf]),
+            Ok(Command::Run(Run {
+                role: Role::Server(_),
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn command_line_overrides_the_file() {
+        let f = conf(
+            "override.conf",
+            "ServerAddress 192.0.2.1\nBindPort 3545\nLogLevel warn\nRefreshInterval 20\n\
+             FallbackServer 203.0.113.1\nPidFile /run/a.pid\nUser nobody\n",
+        );
+        let r = run(&[
+            "client",
+            "-c",
+            &f,
+            "--port",
+            "4000",
+            "--log-level=debug",
+            "--pidfile=/run/b.pid",
+        ]);
+        let Role::Client(c) = &r.role else {
+            panic!("{r:?}")
+        };
+        assert_eq!(c.server, "192.0.2.1");
+        assert_eq!(c.port, 4000);
+        assert_eq!(c.log_level, LevelFilter::Debug);
+        assert_eq!(c.refresh_interval, Some(Duration::from_secs(20)));
+        assert_eq!(c.fallback.as_deref(), Some("203.0.113.1"));
+        assert_eq!(r.process.pid_file, Some(PathBuf::from("/run/b.pid")));
+        assert_eq!(r.process.user.as_deref(), Some("nobody"));
+        assert_eq!(r.process.syslog, None);
+        // The reload source keeps the command line and the process settings.
+        assert_eq!(r.reload.load().unwrap(), r);
+        let relay = conf(
+            "relay.conf",
+            "RelayType restricted\nBindPort 3545\nPrefix 3ffe:831f::\nInterfaceMTU 1400\nSyslogFacility local2\n",
+        );
+        let r = run(&["-c", &relay, "--type=cone"]);
+        let Role::Relay(a) = &r.role else {
+            panic!("{r:?}")
+        };
+        assert_eq!((a.kind, a.port, a.mtu), (RelayKind::Cone, 3545, 1400));
+        assert_eq!(a.prefix, [0x3f, 0xfe, 0x83, 0x1f]);
+        assert_eq!(r.process.syslog, Facility::from_name("local2"));
+        assert_eq!(run(&["-c", &relay]).role.describe(), "restricted relay on UDP 0.0.0.0:3545, interface teredo, prefix 3ffe:831f::/32, MTU 1400");
+    }
+
+    #[test]
+    fn process_options() {
+        let r = run(&["server", "192.0.2.1", "--daemon"]);
+        assert!(r.process.daemon);
+        assert_eq!(r.process.pid_file, Some(PathBuf::from(DEFAULT_PID_FILE)));
+        assert_eq!(r.process.syslog, Some(Facility::DAEMON));
+        let r = run(&[
+            "relay",
+            "--syslog=local0",
+            "--user",
+            "shipworm",
+            "--chroot=/var/empty",
+            "--status-socket",
+            "/run/shipworm.sock",
+        ]);
+        assert_eq!(
+            r.process,
+            ProcessArgs {
+                daemon: false,
+                pid_file: None,
+                syslog: Facility::from_name("local0"),
+                user: Some("shipworm".to_owned()),
+                chroot: Some(PathBuf::from("/var/empty")),
+                status_socket: Some(PathBuf::from("/run/shipworm.sock")),
+            }
+        );
+        assert_eq!(
+            run(&["relay", "--syslog"]).process.syslog,
+            Some(Facility::DAEMON)
+        );
+        let cases: &[(&[&str], &str)] = &[
+            (&["relay", "--daemon", "--daemon"], "'--daemon' given twice"),
+            (&["relay", "--syslog=console"], "syslog facility 'console'"),
+            (
+                &["relay", "--pidfile=x.pid"],
+                "'x.pid' for '--pidfile' is not an absolute path",
+            ),
+            (&["relay", "-c"], "option '-c' needs a value"),
+            (&["-c"], "option '-c' needs a value"),
+            (
+                &["relay", "-c", "/nonexistent/x.conf"],
+                "cannot read /nonexistent/x.conf: ",
+            ),
+            (&["check-config", "a", "b"], "takes one file name"),
+        ];
+        for (args, want) in cases {
+            let got = err(args);
+            assert!(got.contains(want), "{args:?}: {got:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn file_errors_name_the_line() {
+        let f = conf("bad.conf", "ServerAddress 192.0.2.1\n\nFoo 1\n");
+        assert_eq!(
+            err(&["client", "-c", &f]),
+            format!("{f}:3: unknown directive \"Foo\"")
+        );
+        let f = conf("role.conf", "RelayType relay\nInterfaceMTU 1400\n");
+        assert_eq!(
+            err(&["client", "--server=192.0.2.1", "-c", &f]),
+            format!("{f}:1: \"RelayType\" asks for the relay role, not client")
+        );
+        let f = conf("port0.conf", "RelayType relay\nBindPort 0\n");
+        assert_eq!(
+            err(&["-c", &f]),
+            format!("{f}:2: a relay needs a fixed \"BindPort\" (1 to 65535)")
+        );
+        let f = conf("empty.conf", "# nothing\n");
+        assert!(err(&["check-config", &f]).contains("'ServerAddress' in a file"));
+    }
+
+    #[test]
+    fn config_paths_become_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        let abs = |p: &str| cwd.join(p).to_str().unwrap().to_owned();
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            absolute_config_paths(args(&["client", "-c", "a.conf", "--hook", "x"])),
+            args(&["client", "-c", &abs("a.conf"), "--hook", "x"])
+        );
+        assert_eq!(
+            absolute_config_paths(args(&["--config=b.conf", "--config", "/etc/c.conf"])),
+            args(&[
+                &format!("--config={}", abs("b.conf")),
+                "--config",
+                "/etc/c.conf"
+            ])
+        );
+        assert_eq!(
+            absolute_config_paths(args(&["check-config", "d.conf"])),
+            args(&["check-config", &abs("d.conf")])
+        );
+    }
+
+    #[test]
+    fn check_config() {
+        let f = conf(
+            "check.conf",
+            "ServerAddress teredo.example.net\nBindPort 3545\n",
+        );
+        match p(&["check-config", &f]) {
+            Ok(Command::CheckConfig(r)) => assert_eq!(
+                r.role.describe(),
+                "client of server teredo.example.net, interface teredo, UDP 0.0.0.0:3545"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(err(&["check-config", "/nonexistent/x.conf"]).starts_with("cannot read"));
     }
 }

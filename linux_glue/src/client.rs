@@ -44,9 +44,12 @@ use shipworm_core::client::{
 };
 use shipworm_core::time::{Duration, Instant};
 
-use crate::cli::ClientArgs;
+use crate::cli::{ClientArgs, ProcessArgs, Reload, Role};
+use crate::config as conf;
 use crate::hook::{HookState, Hooks, Snapshot, HOOK_POLL};
+use crate::privileges::{Keep, Target};
 use crate::server::Error;
+use crate::status::{self, ClientView, StatusSocket};
 use crate::sys::clock;
 use crate::sys::netlink::{self, Monitor, Netlink, Op};
 use crate::sys::poll::{poll, PollFd};
@@ -140,6 +143,9 @@ fn config(args: &ClientArgs, servers: Servers, local_port: u16) -> Config {
         config = config.with_fallback(fallback);
     }
     config.local_port = Some(local_port);
+    if let Some(interval) = args.refresh_interval {
+        config.refresh_interval = interval;
+    }
     config
 }
 
@@ -341,11 +347,17 @@ fn write_tunnel(tun: &Tun, counters: &mut Counters, packet: &[u8]) {
 }
 
 /// Create the tunnel, open the sockets, resolve the servers and run the
-/// client until SIGINT or SIGTERM.
-pub fn run(args: ClientArgs) -> Result<(), Error> {
+/// client until SIGINT or SIGTERM. SIGHUP reads the configuration again
+/// through `reload` (see [`EventLoop::on_reload`]).
+pub fn run(args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
     let signals = Signals::install()
         .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
     let rng = OsRng::new().map_err(|e| Error::Startup(format!("getrandom(2) failed: {e}")))?;
+    let target = Target::for_role(
+        process.user.as_deref(),
+        process.chroot.as_deref(),
+        args.hook.is_some(),
+    )?;
     let tun = Tun::open(&args.interface).map_err(|e| {
         Error::Startup(match e.kind() {
             io::ErrorKind::PermissionDenied => {
@@ -391,6 +403,14 @@ pub fn run(args: ClientArgs) -> Result<(), Error> {
             current: Snapshot::INITIAL,
         }),
     };
+    let status = StatusSocket::open("client", process.status_socket.as_deref(), target.account())?;
+    // Set up: from here on only CAP_NET_ADMIN is needed, to configure the
+    // tunnel on every new mapping (or for the hook to).
+    target.apply(if args.hook.is_some() {
+        Keep::NetAdminInherited
+    } else {
+        Keep::NetAdmin
+    })?;
     let servers = loop {
         match resolve_servers(&args) {
             Ok(s) => break s,
@@ -424,12 +444,15 @@ pub fn run(args: ClientArgs) -> Result<(), Error> {
         iface,
         state: Snapshot::INITIAL,
         qualifying_since: now,
+        qualified_at: None,
+        status,
         requalify_at: None,
         requalifying: None,
         resolve_again: false,
         buf: vec![0u8; SLOT].into_boxed_slice(),
         out: vec![0u8; SLOT].into_boxed_slice(),
         counters: Counters::default(),
+        reload,
     }
     .run()
 }
@@ -449,7 +472,8 @@ fn wait_for_stop(signals: &Signals, limit: Duration) -> Result<bool, Error> {
             .read()
             .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?
         {
-            if s != Signal::User1 {
+            // SIGHUP is ignored until the loop runs: nothing to re-apply yet.
+            if matches!(s, Signal::Interrupt | Signal::Terminate) {
                 info!("{s} received, stopping");
                 return Ok(true);
             }
@@ -471,6 +495,9 @@ struct EventLoop {
     state: Snapshot,
     /// Since when the client has had no address (for "qualified in").
     qualifying_since: Instant,
+    /// Since when the client has had its current address.
+    qualified_at: Option<Instant>,
+    status: StatusSocket,
     /// A re-qualification is due then (debounced IPv4 change).
     requalify_at: Option<Instant>,
     /// A re-qualification of a qualified client started then, and is done
@@ -481,6 +508,7 @@ struct EventLoop {
     buf: Box<[u8]>,
     out: Box<[u8]>,
     counters: Counters,
+    reload: Reload,
 }
 
 impl EventLoop {
@@ -491,17 +519,22 @@ impl EventLoop {
             let timeout = self
                 .next_deadline(now)
                 .map(|d| d.saturating_duration_since(now));
-            let (signalled, udp, tun, monitor) = {
+            let (signalled, udp, tun, monitor, status) = {
                 let mut fds = [
                     PollFd::readable(self.signals.as_fd()),
                     PollFd::readable(self.udp.as_fd()),
                     PollFd::readable(self.tun.as_fd()),
                     PollFd::readable(self.monitor.as_fd()),
+                    self.status.poll_fd(),
                 ];
                 poll(&mut fds, timeout).map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
-                let [s, u, t, m] = &fds;
-                (s.is_ready(), u.is_ready(), t.is_ready(), m.is_ready())
+                let [s, u, t, m, st] = &fds;
+                let ready = |f: &PollFd<'_>| f.is_ready();
+                (ready(s), ready(u), ready(t), ready(m), ready(st))
             };
+            if status {
+                self.serve_status();
+            }
             let now = clock::now();
             if signalled && self.on_signals()? {
                 self.iface.shutdown(self.state);
@@ -550,8 +583,133 @@ impl EventLoop {
                     return Ok(true);
                 }
                 Some(Signal::User1) => self.log_status(),
+                Some(Signal::Hangup) => {
+                    if let Some(Role::Client(new)) = self.reload.reload(conf::Role::Client) {
+                        self.on_reload(new, clock::now());
+                    }
+                }
             }
         }
+    }
+
+    /// Apply reloaded settings, disturbing no more than they require: a
+    /// new service address or port is bound (the old socket is kept if that
+    /// fails), and only a new server, port or refresh interval starts a new
+    /// qualification (the core fixes these at creation, so its peer table
+    /// starts over then). Anything else keeps the address and the peers.
+    /// The tunnel name and the hook belong to the tunnel set up at start.
+    fn on_reload(&mut self, new: ClientArgs, now: Instant) {
+        let old = self.args.clone();
+        if new.interface != old.interface || new.hook != old.hook {
+            warn!("reload: InterfaceName and Hook take effect at the next restart");
+        }
+        let mut args = ClientArgs {
+            interface: old.interface.clone(),
+            hook: old.hook.clone(),
+            ..new
+        };
+        let mut rebound = false;
+        if (args.bind, args.port) != (old.bind, old.port) {
+            let local = SocketAddrV4::new(args.bind, args.port);
+            match UdpSocket::bind(local, SOCKET_BUFFER) {
+                Ok(udp) => {
+                    self.udp = udp;
+                    rebound = true;
+                }
+                Err(e) => {
+                    error!("reload: cannot bind {local}: {e}; keeping the old service port");
+                    (args.bind, args.port) = (old.bind, old.port);
+                }
+            }
+        }
+        let servers_of = |a: &ClientArgs| {
+            (
+                a.server.clone(),
+                a.server2,
+                a.fallback.clone(),
+                a.refresh_interval,
+            )
+        };
+        let mut servers = self.servers;
+        if servers_of(&args) != servers_of(&old) {
+            match resolve_servers(&args) {
+                Ok(s) => servers = s,
+                Err(e) => {
+                    error!("reload: {e}; keeping server {}", self.servers.primary);
+                    (
+                        args.server,
+                        args.server2,
+                        args.fallback,
+                        args.refresh_interval,
+                    ) = servers_of(&old);
+                }
+            }
+        }
+        let requalify = rebound || servers_of(&args) != servers_of(&old);
+        self.args = args;
+        if !requalify {
+            info!("reload: server and service port unchanged; address and peers kept");
+            return;
+        }
+        let port = self.udp.local_addr().map_or(self.args.port, |a| a.port());
+        let rng = match OsRng::new() {
+            Ok(r) => r,
+            Err(e) => {
+                error!("getrandom(2) failed: {e}");
+                return;
+            }
+        };
+        info!(
+            "reload: qualifying again with server {} from UDP port {port}",
+            servers.primary
+        );
+        self.servers = servers;
+        *self.client = Client::new(config(&self.args, servers, port), rng, now);
+        self.requalifying = None;
+        self.qualifying_since = now;
+        self.set_state(self.state.down(), now);
+        self.drain(now);
+    }
+
+    /// Answer status socket clients (see [`crate::status`]).
+    fn serve_status(&mut self) {
+        let now = clock::now();
+        let view = ClientView {
+            interface: self.tun.name(),
+            local: self
+                .udp
+                .local_addr()
+                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            servers: (self.servers.primary, self.servers.fallback),
+            qualified_for: self.qualified_at.map(|t| {
+                core::time::Duration::from_millis(now.saturating_duration_since(t).total_millis())
+            }),
+        };
+        let EventLoop {
+            client,
+            counters: c,
+            status,
+            ..
+        } = self;
+        status.serve(|j| {
+            status::client(
+                j,
+                view,
+                client.state(),
+                client.qualification(),
+                client.peers(),
+                client.stats(),
+                &[
+                    ("received", c.received),
+                    ("sent", c.sent),
+                    ("send_failed", c.send_failed),
+                    ("tunnel_read", c.tunnel_read),
+                    ("tunnel_written", c.tunnel_written),
+                    ("tunnel_write_failed", c.tunnel_write_failed),
+                    ("ipv4_changes", c.ipv4_changes),
+                ],
+            )
+        });
     }
 
     fn log_status(&self) {
@@ -757,6 +915,11 @@ impl EventLoop {
 
     fn set_state(&mut self, new: Snapshot, now: Instant) {
         self.iface.apply(new, now);
+        match (self.state.state, new.state) {
+            (_, HookState::Up) if self.qualified_at.is_some() => {}
+            (_, HookState::Up) => self.qualified_at = Some(now),
+            _ => self.qualified_at = None,
+        }
         self.state = new;
     }
 
@@ -887,6 +1050,7 @@ mod test {
             bind: Ipv4Addr::UNSPECIFIED,
             port: 0,
             hook: None,
+            refresh_interval: None,
             log_level: LevelFilter::Info,
         }
     }

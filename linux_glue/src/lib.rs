@@ -14,9 +14,12 @@
 
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod hook;
 pub mod logger;
+pub mod privileges;
 pub mod relay;
 pub mod server;
+pub mod status;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -1,33 +1,53 @@
-//! Log lines on standard error: `shipworm[<pid>]: <level>: <message>`.
+//! Log lines on standard error (`shipworm[<pid>]: <level>: <message>`) or
+//! to syslog ([`use_syslog`]: `--syslog`, `SyslogFacility`).
 //!
 //! The `log` facade's own level filter does the filtering, so the logger
-//! itself only formats. Each line is assembled in a fixed buffer and written
-//! with one `write(2)`, so lines from concurrent processes sharing a log file
-//! do not interleave mid-line. (Syslog comes with the config-file issue.)
+//! itself only formats; [`set_level`] changes it at any time (SIGHUP).
+//! Each line is assembled in a fixed buffer and written with one
+//! `write(2)`, so lines from concurrent processes sharing a log file do not
+//! interleave mid-line. Syslog gets the message alone: the C library adds
+//! the name, the process id and the time, and the level becomes the
+//! priority (trace and debug both `LOG_DEBUG`).
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+
+use crate::sys::syslog::{self, Facility, Severity};
 
 /// Longest line written; longer messages are cut (and end in `…`).
 const LINE_MAX: usize = 512;
 
 struct StderrLogger {
     pid: AtomicU32,
+    syslog: AtomicBool,
 }
 
 static LOGGER: StderrLogger = StderrLogger {
     pid: AtomicU32::new(0),
+    syslog: AtomicBool::new(false),
 };
 
 /// Send the `log` macros to standard error, showing `level` and above.
-/// Calling it again only changes the level.
+/// Calling it again (e.g. after `fork`) takes the new process id and
+/// changes the level.
 pub fn init(level: LevelFilter) {
     LOGGER.pid.store(std::process::id(), Ordering::Relaxed);
     // Fails only if a logger is already installed: ours, from an earlier call.
     let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}
+
+/// Log to syslog with `facility` from now on instead of standard error.
+pub fn use_syslog(facility: Facility) {
+    syslog::open(facility);
+    LOGGER.syslog.store(true, Ordering::Relaxed);
+}
+
+/// Show `level` and above from now on.
+pub fn set_level(level: LevelFilter) {
     log::set_max_level(level);
 }
 
@@ -41,6 +61,21 @@ impl Log for StderrLogger {
             return;
         }
         let mut line = Line::default();
+        if self.syslog.load(Ordering::Relaxed) {
+            let severity = match record.level() {
+                Level::Error => Severity::Error,
+                Level::Warn => Severity::Warning,
+                Level::Info => Severity::Info,
+                Level::Debug | Level::Trace => Severity::Debug,
+            };
+            let _ = write!(line, "{}", record.args());
+            let text = line.finish();
+            // Without the newline; the buffer holds valid UTF-8 (cut on a
+            // character boundary).
+            let text = text.get(..text.len().saturating_sub(1)).unwrap_or_default();
+            syslog::send(severity, core::str::from_utf8(text).unwrap_or_default());
+            return;
+        }
         let level = match record.level() {
             Level::Error => "error",
             Level::Warn => "warn",

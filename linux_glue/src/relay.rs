@@ -14,7 +14,11 @@
 //! forwards through an interface without one, kernel-made ICMPv6 errors
 //! take the host's native address as source, and the relay's own link-local
 //! address (the source of its bubbles) is the core's business, never seen
-//! by the kernel. SIGINT and SIGTERM remove the route and the tunnel.
+//! by the kernel. The process then gives up root ([`crate::privileges`]):
+//! nothing it does later needs privileges. SIGINT and SIGTERM stop it; the
+//! kernel removes the tunnel when its descriptor closes, and the route with
+//! it (a route through a vanished interface vanishes too), which is why the
+//! relay keeps no `CAP_NET_ADMIN` for its teardown.
 //!
 //! # Fast path
 //!
@@ -57,15 +61,19 @@ use core::net::{Ipv6Addr, SocketAddrV4};
 use std::io;
 use std::os::fd::AsFd;
 
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
 use shipworm_core::relay::{Config, Relay, RelayKind};
 use shipworm_core::time::Instant;
 use shipworm_core::tunnel::{Destination, Output};
 
-use crate::cli::RelayArgs;
+use crate::cli::ProcessArgs;
+use crate::cli::{RelayArgs, Reload, Role};
+use crate::config;
+use crate::privileges::{Keep, Target};
 use crate::server::Error;
+use crate::status::{self, StatusSocket};
 use crate::sys::clock;
-use crate::sys::netlink::{self, Netlink, Op};
+use crate::sys::netlink::{Netlink, Op};
 use crate::sys::poll::{poll, PollFd};
 use crate::sys::random::OsRng;
 use crate::sys::signal::{Signal, Signals};
@@ -175,12 +183,14 @@ fn kind_name(kind: RelayKind) -> &'static str {
 }
 
 /// Check forwarding, bind the port, set up the tunnel and relay until
-/// SIGINT or SIGTERM.
-pub fn run(args: RelayArgs) -> Result<(), Error> {
+/// SIGINT or SIGTERM. SIGHUP reads the configuration again through
+/// `reload`; the relay applies only the log level at once.
+pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
     // First, so a signal during start-up is not lost to its default action.
     let signals = Signals::install()
         .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
     let rng = OsRng::new().map_err(|e| Error::Startup(format!("getrandom(2) failed: {e}")))?;
+    let target = Target::for_role(process.user.as_deref(), process.chroot.as_deref(), false)?;
     Forwarding::read().check()?;
     // Before the tunnel: a port in use must not leave a route behind.
     let local = SocketAddrV4::new(args.bind, args.port);
@@ -213,6 +223,10 @@ pub fn run(args: RelayArgs) -> Result<(), Error> {
             tun.name()
         ))
     })?;
+    // Only set-up needed the netlink socket (see the module documentation).
+    drop(nl);
+    let status = StatusSocket::open("relay", process.status_socket.as_deref(), target.account())?;
+    target.apply(Keep::Nothing)?;
     let now = clock::now();
     let config = config(&args);
     info!(
@@ -234,23 +248,11 @@ pub fn run(args: RelayArgs) -> Result<(), Error> {
         out_slot,
         transmit: vec![0u8; SLOT].into_boxed_slice(),
         counters: Counters::default(),
+        status,
+        args,
+        reload,
     };
-    let result = event_loop.run();
-    // The kernel deletes the route with the tunnel; deleting it first keeps
-    // the order of a clean shutdown (no packet routed to a closing tunnel).
-    match nl.route(
-        Op::Delete,
-        event_loop.tun.index(),
-        prefix,
-        PREFIX_LEN,
-        ROUTE_METRIC,
-    ) {
-        Err(e) if !netlink::is_already_gone(&e) => {
-            error!("cannot remove the route {prefix}/{PREFIX_LEN}: {e}")
-        }
-        _ => {}
-    }
-    result
+    event_loop.run()
 }
 
 /// Queue length, MTU, link up, and the Teredo prefix routed to the tunnel.
@@ -311,6 +313,10 @@ struct EventLoop {
     /// For [`Relay::poll_transmit`].
     transmit: Box<[u8]>,
     counters: Counters,
+    status: StatusSocket,
+    /// The settings in force, to tell a reload what changed.
+    args: RelayArgs,
+    reload: Reload,
 }
 
 impl EventLoop {
@@ -321,16 +327,20 @@ impl EventLoop {
                 .relay
                 .poll_timeout()
                 .map(|t| t.saturating_duration_since(now));
-            let (signalled, udp, tun) = {
+            let (signalled, udp, tun, status) = {
                 let mut fds = [
                     PollFd::readable(self.signals.as_fd()),
                     PollFd::readable(self.udp.as_fd()),
                     PollFd::readable(self.tun.as_fd()),
+                    self.status.poll_fd(),
                 ];
                 poll(&mut fds, timeout).map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
-                let [s, u, t] = &fds;
-                (s.is_ready(), u.is_ready(), t.is_ready())
+                let [s, u, t, st] = &fds;
+                (s.is_ready(), u.is_ready(), t.is_ready(), st.is_ready())
             };
+            if status {
+                self.serve_status();
+            }
             if signalled && self.on_signals()? {
                 return Ok(());
             }
@@ -362,8 +372,60 @@ impl EventLoop {
                     return Ok(true);
                 }
                 Some(Signal::User1) => self.log_stats(),
+                Some(Signal::Hangup) => {
+                    if let Some(Role::Relay(new)) = self.reload.reload(config::Role::Relay) {
+                        // Socket, tunnel, route and the core's kind, prefix
+                        // and MTU are set up once; changing them live would
+                        // drop the peer table. Not done yet: say so.
+                        let old = RelayArgs {
+                            log_level: new.log_level,
+                            ..self.args.clone()
+                        };
+                        if new != old {
+                            warn!(
+                                "reload: the relay's socket, tunnel, prefix, MTU and type \
+                                 settings take effect at the next restart"
+                            );
+                        }
+                        self.args.log_level = new.log_level;
+                    }
+                }
             }
         }
+    }
+
+    /// Answer status socket clients (see [`crate::status`]).
+    fn serve_status(&mut self) {
+        let EventLoop {
+            relay,
+            udp,
+            tun,
+            counters: c,
+            status,
+            ..
+        } = self;
+        let local = udp
+            .local_addr()
+            .unwrap_or(SocketAddrV4::new(core::net::Ipv4Addr::UNSPECIFIED, 0));
+        status.serve(|j| {
+            status::relay(
+                j,
+                relay.config(),
+                tun.name(),
+                local,
+                relay.peers(),
+                relay.stats(),
+                &[
+                    ("udp_received", c.udp_received),
+                    ("udp_truncated", c.udp_truncated),
+                    ("udp_sent", c.udp_sent),
+                    ("udp_send_failed", c.udp_send_failed),
+                    ("tun_read", c.tun_read),
+                    ("tun_written", c.tun_written),
+                    ("tun_write_failed", c.tun_write_failed),
+                ],
+            )
+        });
     }
 
     fn log_stats(&self) {

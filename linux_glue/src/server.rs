@@ -22,6 +22,11 @@ use log::{debug, info, warn};
 use shipworm_core::addr::{is_global_unicast, TEREDO_PORT};
 use shipworm_core::server::{Action, Config, Drop as DropReason, Local, Server};
 
+use crate::cli::ProcessArgs;
+use crate::cli::{Reload, Role};
+use crate::config;
+use crate::privileges::{Keep, Target};
+use crate::status::{self, StatusSocket};
 use crate::sys::ifaddr::{self, Ipv4Assigned};
 use crate::sys::poll::{poll, PollFd};
 use crate::sys::raw6::{self, RawIpv6Socket};
@@ -73,12 +78,14 @@ impl fmt::Display for Error {
     }
 }
 
-/// Check the host, open the sockets and serve until SIGINT or SIGTERM.
-pub fn run(config: Config) -> Result<(), Error> {
+/// Check the host, open the sockets and serve until SIGINT or SIGTERM;
+/// SIGHUP reads the configuration again through `reload`.
+pub fn run(config: Config, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
     // Before anything else, so a signal during start-up is not lost to its
     // default action after we have bound the ports.
     let signals = Signals::install()
         .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
+    let target = Target::for_role(process.user.as_deref(), process.chroot.as_deref(), false)?;
     let local = ifaddr::ipv4_addresses()
         .map_err(|e| Error::Startup(format!("cannot list local IPv4 addresses: {e}")))?;
     for addr in [config.primary, config.secondary] {
@@ -104,6 +111,9 @@ pub fn run(config: Config) -> Result<(), Error> {
         ),
         Err(e) => warn!("cannot read the IPv6 routing table ({e}); forwarding may fail"),
     }
+    let status = StatusSocket::open("server", process.status_socket.as_deref(), target.account())?;
+    // Sockets open: nothing the server does from here on needs privileges.
+    target.apply(Keep::Nothing)?;
     let [a, b, c, d] = config.prefix;
     info!(
         "Teredo server on {}:{TEREDO_PORT} and {}:{TEREDO_PORT}, prefix {}/32, MTU {}",
@@ -120,6 +130,8 @@ pub fn run(config: Config) -> Result<(), Error> {
         rx: RecvBatch::new(SLOT),
         out: vec![0u8; BATCH * SLOT].into_boxed_slice(),
         counters: Counters::default(),
+        status,
+        reload,
     }
     .run()
 }
@@ -178,20 +190,23 @@ struct EventLoop {
     /// reply of a batch can wait for one `sendmmsg`.
     out: Box<[u8]>,
     counters: Counters,
+    status: StatusSocket,
+    reload: Reload,
 }
 
 impl EventLoop {
     fn run(mut self) -> Result<(), Error> {
         loop {
-            let (signalled, ready) = {
+            let (signalled, ready, status) = {
                 let mut fds = [
                     PollFd::readable(self.signals.as_fd()),
                     PollFd::readable(self.udp[0].as_fd()),
                     PollFd::readable(self.udp[1].as_fd()),
+                    self.status.poll_fd(),
                 ];
                 poll(&mut fds, None).map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
-                let [s, p, q] = &fds;
-                (s.is_ready(), [p.is_ready(), q.is_ready()])
+                let [s, p, q, st] = &fds;
+                (s.is_ready(), [p.is_ready(), q.is_ready()], st.is_ready())
             };
             if signalled && self.on_signals()? {
                 return Ok(());
@@ -201,7 +216,34 @@ impl EventLoop {
                     self.drain(local);
                 }
             }
+            if status {
+                self.serve_status();
+            }
         }
+    }
+
+    /// Answer status socket clients (see [`crate::status`]).
+    fn serve_status(&mut self) {
+        let EventLoop {
+            server,
+            counters: c,
+            status,
+            ..
+        } = self;
+        status.serve(|j| {
+            status::server(
+                j,
+                server.config(),
+                server.stats(),
+                &[
+                    ("received", c.received),
+                    ("truncated", c.truncated),
+                    ("sent_udp", c.sent_udp),
+                    ("sent_ipv6", c.sent_ipv6),
+                    ("send_failed", c.send_failed),
+                ],
+            )
+        });
     }
 
     /// Handle pending signals; `true` means stop.
@@ -218,8 +260,48 @@ impl EventLoop {
                     return Ok(true);
                 }
                 Some(Signal::User1) => self.log_stats(),
+                Some(Signal::Hangup) => {
+                    if let Some(Role::Server(new)) = self.reload.reload(config::Role::Server) {
+                        self.reconfigure(new.config);
+                    }
+                }
             }
         }
+    }
+
+    /// Apply a reloaded configuration. The server keeps no per-client
+    /// state, so a new prefix, MTU or forwarding limit takes a new core
+    /// server at once (only its counters restart); new addresses need new
+    /// sockets on port 3544, which a process that may have dropped root can
+    /// no longer bind: those wait for a restart.
+    fn reconfigure(&mut self, new: Config) {
+        let old = *self.server.config();
+        if (new.primary, new.secondary) != (old.primary, old.secondary) {
+            warn!(
+                "reload: server addresses {} and {} take effect at the next restart \
+                 (still serving on {} and {})",
+                new.primary, new.secondary, old.primary, old.secondary
+            );
+        }
+        let new = Config {
+            primary: old.primary,
+            secondary: old.secondary,
+            ..new
+        };
+        if new == old {
+            info!("reload: server settings unchanged");
+            return;
+        }
+        self.log_stats();
+        self.server = Server::new(new, clock::now());
+        let [a, b, c, d] = new.prefix;
+        info!(
+            "reload: now prefix {}/32, MTU {}, forwarding payloads up to {} bytes \
+             (counters restarted)",
+            Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            new.mtu,
+            new.max_forward_payload
+        );
     }
 
     /// The core's counters, then the glue's own.

@@ -179,7 +179,8 @@ in_ns ip addr add 2001:db8:1::1/64 dev sw0 nodad
 echoes() { in_peer awk '$1 == "Icmp6InEchos" { print $2 }' /proc/net/snmp6; }
 before=$(echoes)
 log2="$tmp/server2.log"
-timeout --preserve-status -s INT 3 ip netns exec "$ns" "$bin" server 198.51.100.1 2>"$log2" &
+timeout --preserve-status -s INT 3 ip netns exec "$ns" "$bin" server 198.51.100.1 \
+    --status-socket "$tmp/server2.sock" 2>"$log2" &
 pids+=($!)
 sigint=$!
 if wait_for "$log2" "info: Teredo server on"; then

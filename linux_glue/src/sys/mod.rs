@@ -16,17 +16,23 @@
 //!   `recvmmsg(2)` / `sendmmsg(2)`.
 //! - [`raw6`]: the raw IPv6 socket a server forwards native packets through.
 //! - [`poll`]: `poll(2)` over a few descriptors.
-//! - [`signal`]: SIGINT, SIGTERM and SIGUSR1 as a readable descriptor.
+//! - [`signal`]: SIGINT, SIGTERM, SIGHUP and SIGUSR1 as a readable descriptor.
+//! - [`syslog`]: the system log, through the C library.
+//! - [`daemon`]: detaching from the terminal, the locked pid file.
 //! - [`ifaddr`], [`route`]: start-up checks (local IPv4 addresses and their
 //!   directed broadcasts; whether IPv6 has somewhere to go).
 //! - [`tun`]: the tunnel interface of the client and the relay
 //!   (`/dev/net/tun`).
+//! - [`caps`], [`user`]: dropping root after set-up (capability sets,
+//!   `prctl(2)` switches, user look-up, `chroot(2)`, user and group IDs).
 //! - [`netlink`]: rtnetlink requests (link, IPv6 addresses, IPv6 routes)
 //!   and IPv4 address / route notifications.
 
 use std::io;
 
+pub mod caps;
 pub mod clock;
+pub mod daemon;
 pub mod ifaddr;
 pub mod netlink;
 pub mod poll;
@@ -34,8 +40,10 @@ pub mod random;
 pub mod raw6;
 pub mod route;
 pub mod signal;
+pub mod syslog;
 pub mod tun;
 pub mod udp;
+pub mod user;
 
 /// The C convention "-1 and errno" as an `io::Result`.
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {

@@ -31,6 +31,20 @@ impl<'fd> PollFd<'fd> {
         }
     }
 
+    /// Like [`PollFd::readable`], or an entry `poll` ignores (a negative
+    /// descriptor) for `None`: the loops keep fixed-size arrays when an
+    /// optional descriptor is absent.
+    pub fn readable_opt(fd: Option<BorrowedFd<'fd>>) -> Self {
+        PollFd {
+            pfd: libc::pollfd {
+                fd: fd.map_or(-1, |fd| fd.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            fd: PhantomData,
+        }
+    }
+
     /// The last [`poll`] found input waiting, or an error or hang-up that a
     /// read will report.
     pub fn is_ready(&self) -> bool {

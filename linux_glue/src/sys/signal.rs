@@ -1,4 +1,4 @@
-//! SIGINT, SIGTERM and SIGUSR1 as a descriptor the event loop polls.
+//! SIGINT, SIGTERM, SIGHUP and SIGUSR1 as a descriptor the event loop polls.
 //!
 //! The signals are blocked and read from a `signalfd(2)` instead of being
 //! caught by a handler. The loop then learns of a signal at its next `poll`
@@ -27,13 +27,17 @@ pub enum Signal {
     Terminate,
     /// SIGUSR1: log counters.
     User1,
+    /// SIGHUP: reload the configuration (a blocked SIGHUP also cannot kill
+    /// the process when its terminal goes away).
+    Hangup,
 }
 
 impl Signal {
-    const ALL: [(Signal, libc::c_int); 3] = [
+    const ALL: [(Signal, libc::c_int); 4] = [
         (Signal::Interrupt, libc::SIGINT),
         (Signal::Terminate, libc::SIGTERM),
         (Signal::User1, libc::SIGUSR1),
+        (Signal::Hangup, libc::SIGHUP),
     ];
 }
 
@@ -43,6 +47,7 @@ impl fmt::Display for Signal {
             Signal::Interrupt => "SIGINT",
             Signal::Terminate => "SIGTERM",
             Signal::User1 => "SIGUSR1",
+            Signal::Hangup => "SIGHUP",
         })
     }
 }
@@ -54,7 +59,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Block SIGINT, SIGTERM and SIGUSR1 in the calling thread and open a
+    /// Block SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread and open a
     /// non-blocking signalfd for them. Call it before starting any thread, so
     /// that threads inherit the mask and no thread takes the default action.
     pub fn install() -> io::Result<Signals> {
@@ -104,7 +109,7 @@ impl Signals {
             .into_iter()
             .find(|&(_, signo)| u32::try_from(signo) == Ok(info.ssi_signo))
             .map(|(signal, _)| signal);
-        // Only the three blocked signals reach this descriptor.
+        // Only the blocked signals reach this descriptor.
         signal
             .ok_or_else(|| io::ErrorKind::InvalidData.into())
             .map(Some)
