@@ -48,7 +48,8 @@ use crate::cli::{ClientArgs, ProcessArgs, Reload, Role};
 use crate::config as conf;
 use crate::hook::{HookState, Hooks, Snapshot, HOOK_POLL};
 use crate::privileges::{Keep, Target};
-use crate::server::Error;
+
+use crate::role::{self, Error, SignalHandler};
 use crate::status::{self, ClientView, StatusSocket};
 use crate::sys::clock;
 use crate::sys::netlink::{self, Monitor, Netlink, Op};
@@ -536,7 +537,7 @@ impl EventLoop {
                 self.serve_status();
             }
             let now = clock::now();
-            if signalled && self.on_signals()? {
+            if signalled && role::handle_signals(&mut self)? {
                 self.iface.shutdown(self.state);
                 return Ok(());
             }
@@ -567,29 +568,6 @@ impl EventLoop {
             .into_iter()
             .flatten()
             .min()
-    }
-
-    /// Handle pending signals; `true` means stop.
-    fn on_signals(&mut self) -> Result<bool, Error> {
-        loop {
-            let signal = self
-                .signals
-                .read()
-                .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?;
-            match signal {
-                None => return Ok(false),
-                Some(s @ (Signal::Interrupt | Signal::Terminate)) => {
-                    info!("{s} received, stopping");
-                    return Ok(true);
-                }
-                Some(Signal::User1) => self.log_status(),
-                Some(Signal::Hangup) => {
-                    if let Some(Role::Client(new)) = self.reload.reload(conf::Role::Client) {
-                        self.on_reload(new, clock::now());
-                    }
-                }
-            }
-        }
     }
 
     /// Apply reloaded settings, disturbing no more than they require: a
@@ -1032,6 +1010,22 @@ impl EventLoop {
             }
             Ok(_) => {}
             Err(e) => warn!("{e}; keeping {}", self.servers.primary),
+        }
+    }
+}
+
+impl SignalHandler for EventLoop {
+    fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    fn on_status(&mut self) {
+        self.log_status();
+    }
+
+    fn on_reload(&mut self) {
+        if let Some(Role::Client(new)) = self.reload.reload(conf::Role::Client) {
+            self.on_reload(new, clock::now());
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod hook;
 pub mod logger;
 pub mod privileges;
 pub mod relay;
+pub mod role;
 pub mod server;
 pub mod status;
 #[allow(unsafe_code)]

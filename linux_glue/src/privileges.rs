@@ -58,7 +58,7 @@ use std::path::{Path, PathBuf};
 
 use log::{debug, info};
 
-use crate::server::Error;
+use crate::role::Error;
 use crate::sys::caps::{self, Cap, CapSet};
 use crate::sys::user::{self, Account};
 

@@ -70,13 +70,14 @@ use crate::cli::ProcessArgs;
 use crate::cli::{RelayArgs, Reload, Role};
 use crate::config;
 use crate::privileges::{Keep, Target};
-use crate::server::Error;
+
+use crate::role::{self, Error, SignalHandler};
 use crate::status::{self, StatusSocket};
 use crate::sys::clock;
 use crate::sys::netlink::{Netlink, Op};
 use crate::sys::poll::{poll, PollFd};
 use crate::sys::random::OsRng;
-use crate::sys::signal::{Signal, Signals};
+use crate::sys::signal::Signals;
 use crate::sys::tun::Tun;
 use crate::sys::udp::{RecvBatch, SendBatch, UdpSocket};
 
@@ -341,7 +342,7 @@ impl EventLoop {
             if status {
                 self.serve_status();
             }
-            if signalled && self.on_signals()? {
+            if signalled && role::handle_signals(self)? {
                 return Ok(());
             }
             let now = clock::now();
@@ -354,42 +355,6 @@ impl EventLoop {
             if self.relay.poll_timeout().is_some_and(|t| t <= now) {
                 self.relay.handle_timeout(now);
                 self.transmit(now);
-            }
-        }
-    }
-
-    /// Handle pending signals; `true` means stop.
-    fn on_signals(&mut self) -> Result<bool, Error> {
-        loop {
-            let signal = self
-                .signals
-                .read()
-                .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?;
-            match signal {
-                None => return Ok(false),
-                Some(s @ (Signal::Interrupt | Signal::Terminate)) => {
-                    info!("{s} received, stopping");
-                    return Ok(true);
-                }
-                Some(Signal::User1) => self.log_stats(),
-                Some(Signal::Hangup) => {
-                    if let Some(Role::Relay(new)) = self.reload.reload(config::Role::Relay) {
-                        // Socket, tunnel, route and the core's kind, prefix
-                        // and MTU are set up once; changing them live would
-                        // drop the peer table. Not done yet: say so.
-                        let old = RelayArgs {
-                            log_level: new.log_level,
-                            ..self.args.clone()
-                        };
-                        if new != old {
-                            warn!(
-                                "reload: the relay's socket, tunnel, prefix, MTU and type \
-                                 settings take effect at the next restart"
-                            );
-                        }
-                        self.args.log_level = new.log_level;
-                    }
-                }
             }
         }
     }
@@ -608,6 +573,35 @@ fn drain_transmits(
                 }
             },
             Destination::Tunnel => write_tunnel(tun, counters, data),
+        }
+    }
+}
+
+impl SignalHandler for EventLoop {
+    fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    fn on_status(&mut self) {
+        self.log_stats();
+    }
+
+    fn on_reload(&mut self) {
+        if let Some(Role::Relay(new)) = self.reload.reload(config::Role::Relay) {
+            // Socket, tunnel, route and the core's kind, prefix
+            // and MTU are set up once; changing them live would
+            // drop the peer table. Not done yet: say so.
+            let old = RelayArgs {
+                log_level: new.log_level,
+                ..self.args.clone()
+            };
+            if new != old {
+                warn!(
+                    "reload: the relay's socket, tunnel, prefix, MTU and type \
+                     settings take effect at the next restart"
+                );
+            }
+            self.args.log_level = new.log_level;
         }
     }
 }

@@ -13,7 +13,7 @@
 //! the raw socket. The server is stateless, so there are no timers: `poll`
 //! waits without a timeout. All buffers are allocated here, once.
 
-use core::fmt::{self, Write as _};
+use core::fmt::Write as _;
 use core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::io;
 use std::os::fd::AsFd;
@@ -26,11 +26,12 @@ use crate::cli::ProcessArgs;
 use crate::cli::{Reload, Role};
 use crate::config;
 use crate::privileges::{Keep, Target};
+use crate::role::{self, Error, SignalHandler};
 use crate::status::{self, StatusSocket};
 use crate::sys::ifaddr::{self, Ipv4Assigned};
 use crate::sys::poll::{poll, PollFd};
 use crate::sys::raw6::{self, RawIpv6Socket};
-use crate::sys::signal::{Signal, Signals};
+use crate::sys::signal::Signals;
 use crate::sys::udp::{RecvBatch, SendBatch, UdpSocket};
 use crate::sys::{clock, route};
 
@@ -49,34 +50,6 @@ const BATCHES_PER_WAKE: usize = 4;
 
 /// Kernel socket buffer requested each way per UDP socket.
 const SOCKET_BUFFER: usize = 1 << 20;
-
-/// Why the server stopped other than by a signal.
-#[derive(Debug)]
-pub enum Error {
-    /// A start-up check failed or a socket could not be set up: bad
-    /// configuration for this host (exit status 2).
-    Startup(String),
-    /// The event loop could not go on (exit status 1).
-    Runtime(String),
-}
-
-impl Error {
-    /// The process exit status for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Startup(_) => 2,
-            Error::Runtime(_) => 1,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Startup(m) | Error::Runtime(m) => f.write_str(m),
-        }
-    }
-}
 
 /// Check the host, open the sockets and serve until SIGINT or SIGTERM;
 /// SIGHUP reads the configuration again through `reload`.
@@ -208,7 +181,7 @@ impl EventLoop {
                 let [s, p, q, st] = &fds;
                 (s.is_ready(), [p.is_ready(), q.is_ready()], st.is_ready())
             };
-            if signalled && self.on_signals()? {
+            if signalled && role::handle_signals(&mut self)? {
                 return Ok(());
             }
             for (local, ready) in [Local::Primary, Local::Secondary].into_iter().zip(ready) {
@@ -244,29 +217,6 @@ impl EventLoop {
                 ],
             )
         });
-    }
-
-    /// Handle pending signals; `true` means stop.
-    fn on_signals(&mut self) -> Result<bool, Error> {
-        loop {
-            let signal = self
-                .signals
-                .read()
-                .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?;
-            match signal {
-                None => return Ok(false),
-                Some(s @ (Signal::Interrupt | Signal::Terminate)) => {
-                    info!("{s} received, stopping");
-                    return Ok(true);
-                }
-                Some(Signal::User1) => self.log_stats(),
-                Some(Signal::Hangup) => {
-                    if let Some(Role::Server(new)) = self.reload.reload(config::Role::Server) {
-                        self.reconfigure(new.config);
-                    }
-                }
-            }
-        }
     }
 
     /// Apply a reloaded configuration. The server keeps no per-client
@@ -419,6 +369,22 @@ fn index(local: Local) -> usize {
 fn sock_name(sock: &UdpSocket) -> String {
     sock.local_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string())
+}
+
+impl SignalHandler for EventLoop {
+    fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    fn on_status(&mut self) {
+        self.log_stats();
+    }
+
+    fn on_reload(&mut self) {
+        if let Some(Role::Server(new)) = self.reload.reload(config::Role::Server) {
+            self.reconfigure(new.config);
+        }
+    }
 }
 
 #[cfg(test)]

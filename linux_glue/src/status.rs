@@ -94,7 +94,7 @@ use shipworm_core::relay::{
 };
 use shipworm_core::server::{Config as ServerConfig, Drop as ServerDrop, Stats as ServerStats};
 
-use crate::server::Error;
+use crate::role::Error;
 use crate::sys::poll::PollFd;
 use crate::sys::user::Account;
 
