@@ -15,11 +15,13 @@
 #      not the UDP source (RFC 4380 §5.2.3) → spoofed_teredo_source;
 #      control: the Teredo source embedding the UDP source → delivered;
 #  (c) from a native source through a relay not verified for it
-#      (RFC 4380 §5.2.3, §5.2.9) → unverified: the native host's address
-#      through the server's hole (the client then tests the source, whose
-#      real echo reply comes back through the relay), and an unknown
-#      native address through the relay's hole; control: the native host's
-#      address through the relay's hole → delivered;
+#      (RFC 4380 §5.2.3, §5.2.9): the client holds the packet and tests the
+#      source; the native host's address through the server's hole →
+#      wrong_relay (its real echo reply verifies the relay's mapping, not
+#      the server's, so the held packet is discarded), an unknown native
+#      address through the relay's hole → unverified (when its echo test
+#      gives up, ~8 s later); control: the native host's address through
+#      the relay's hole → delivered;
 #  (a) Router Advertisements with another mapping: while qualified (none
 #      solicited) with a wrong nonce and with none → unsolicited, the
 #      address stays; then during a re-qualification, a fake server in the
@@ -67,12 +69,12 @@ lab_spawn client1 "$sniffed" python3 "$FORGE" sniff teredo
 lab_require "sniffer on client1's teredo" lab_wait_for 5 grep -q '^listening' "$sniffed"
 seq=0
 
-# inject_echo <what> <drop reason|delivered> <udp-source> <ipv6-source>:
+# inject_echo <what> <drop reason|delivered> <udp-source> <ipv6-source> [wait-s]:
 # a marked Echo Request to client1 from <udp-source> (spoofed) and
 # <ipv6-source>.  A drop must be counted under its reason (the packet did
 # arrive) and the packet must not reach the tunnel; a delivery must.
 inject_echo() {
-    local what=$1 want=$2 n=0
+    local what=$1 want=$2 n=0 wait=${5:-5}
     seq=$((seq + 1))
     [[ $want != delivered ]] && n=$(counter data "$want")
     forge echo "$3" "$target" --src6 "$4" --dst6 "$a1" --seq "$seq" ||
@@ -83,7 +85,7 @@ inject_echo() {
         else
             lab_fail "$what: not delivered within 5 s"
         fi
-    elif ! lab_wait_for 5 counter_above data "$want" "$n"; then
+    elif ! lab_wait_for "$wait" counter_above data "$want" "$n"; then
         lab_fail "$what: drop counter $want stayed at $n: $(grep ' data: ' "$log" | tail -n 1)"
     else
         sleep 0.3
@@ -110,9 +112,9 @@ relay_port=$(lab_exec nat1 conntrack -L -p udp --src "$LAB_CLIENT1_IP" --dst "$L
 relay_hole=$LAB_RELAY_IP:${relay_port:-0}
 [[ -n $relay_port ]] || lab_fail "no NAT1 entry towards the relay"
 inject_echo "(c) from native $LAB_NATIVE_IP6 via the server's $SERVER_HOLE" \
-    unverified "$SERVER_HOLE" "$LAB_NATIVE_IP6"
+    wrong_relay "$SERVER_HOLE" "$LAB_NATIVE_IP6" 14
 inject_echo "(c) from unknown native 2001:db8:1::bad via the relay's $relay_hole" \
-    unverified "$relay_hole" 2001:db8:1::bad
+    unverified "$relay_hole" 2001:db8:1::bad 14
 lab_require "client1 → native (the relay is still trusted)" lab_ping client1 "$LAB_NATIVE_IP6" 1
 inject_echo "(c) control: from native $LAB_NATIVE_IP6 via the relay's $relay_hole" \
     delivered "$relay_hole" "$LAB_NATIVE_IP6"

@@ -238,8 +238,9 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
         args.mtu
     );
     let out_slot = usize::from(args.mtu).max(1280) + 64;
+    let relay = build_on_heap(config, rng, now)?;
     let mut event_loop = EventLoop {
-        relay: Box::new(Relay::new(config, rng, now)),
+        relay,
         signals,
         udp,
         tun,
@@ -575,6 +576,22 @@ fn drain_transmits(
             Destination::Tunnel => write_tunnel(tun, counters, data),
         }
     }
+}
+
+/// The core's relay, 1.4 MiB with its peer table, built on a short-lived
+/// thread. `Box::new(Relay::new(..))` builds the value on the stack first and
+/// copies it, so the main thread's stack would keep ~2 MiB of pages resident
+/// for the process's life; a finished thread's stack is unmapped instead.
+fn build_on_heap(config: Config, rng: OsRng, now: Instant) -> Result<Box<Relay<OsRng>>, Error> {
+    std::thread::Builder::new()
+        .name("relay-init".into())
+        .stack_size(8 << 20)
+        .spawn(move || Box::new(Relay::new(config, rng, now)))
+        .and_then(|t| {
+            t.join()
+                .map_err(|_| io::Error::other("the thread building the relay panicked"))
+        })
+        .map_err(|e| Error::Startup(format!("cannot build the relay's tables: {e}")))
 }
 
 impl SignalHandler for EventLoop {

@@ -219,6 +219,11 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         self.max_queue_bytes = bytes;
     }
 
+    /// The per-peer queue bound in bytes (see [`Self::set_max_queue_bytes`]).
+    pub fn max_queue_bytes(&self) -> u16 {
+        self.max_queue_bytes
+    }
+
     /// Idle time after which [`Self::expire`] removes an entry (default
     /// 60 s; a client doing local discovery wants 600 s, RFC 4380 §5.2.4).
     pub fn set_idle_timeout(&mut self, idle: Duration) {

@@ -11,6 +11,9 @@
 //! - Every untrusted Teredo peer gets a direct bubble to the mapping its
 //!   address embeds and an indirect bubble through its server, whatever its
 //!   cone bit (RFC 4380 §5.2.4 case 5; RFC 5991 §3.2 says to skip case 4).
+//! - A packet from an unverified native source is held (see `hold.rs`)
+//!   while the echo test runs, and released to the tunnel only if the test
+//!   verifies the relay it came through (RFC 4380 §5.2.3 rule 6).
 //! - Local client discovery (RFC 4380 §5.2.8, reception rules 4 and 5) is
 //!   not implemented.
 //! - When the bubble or echo budget is spent, the peer's queued packets are
@@ -22,9 +25,11 @@
 use core::net::{Ipv6Addr, SocketAddrV4};
 
 use super::echo_test::EchoNonce;
+use super::hold::{HeldPackets, HOLD_LIFETIME};
 use super::{bump, Stats};
 use crate::addr::{self, TeredoAddr, TEREDO_PORT};
 use crate::limits::TokenBucket;
+use crate::peers::peer::ECHO_RETRY;
 use crate::peers::{Peer, PeerId};
 use crate::time::Instant;
 use crate::tunnel::{BubblePlan, Count, Counters, Output, Peering, Procedure, Role};
@@ -85,17 +90,21 @@ pub enum DataDrop {
     /// no trusted entry: spoofed, or a peer behind a symmetric NAT.
     SpoofedTeredoSource,
     /// A packet from a native source through a relay not verified by an echo
-    /// test (RFC 4380 §5.2.3 rule 6). It is dropped, not held; a test starts
-    /// and later packets through that relay are accepted if it succeeds.
+    /// test (RFC 4380 §5.2.3 rule 6) that could not be held (no peer entry
+    /// or test allowed, no room), or was held and its test failed, its peer
+    /// went, or its time ran out. Never answered with an ICMPv6 error.
     Unverified,
     /// An Echo Reply to our identifier whose nonce does not verify
     /// (RFC 4380 §5.2.3 rule 2): no trust.
     BadEchoNonce,
+    /// A held packet (RFC 4380 §5.2.3 rule 6) that came through a relay
+    /// other than the one the echo test verified for its source.
+    WrongRelay,
 }
 
 impl DataDrop {
     /// Every reason, in the order of the counters.
-    pub const ALL: [DataDrop; 17] = [
+    pub const ALL: [DataDrop; 18] = [
         DataDrop::NotQualified,
         DataDrop::InvalidIpv6,
         DataDrop::Multicast,
@@ -113,6 +122,7 @@ impl DataDrop {
         DataDrop::SpoofedTeredoSource,
         DataDrop::Unverified,
         DataDrop::BadEchoNonce,
+        DataDrop::WrongRelay,
     ];
 
     /// A stable snake_case name, for logs and status output.
@@ -135,6 +145,7 @@ impl DataDrop {
             DataDrop::SpoofedTeredoSource => "spoofed_teredo_source",
             DataDrop::Unverified => "unverified",
             DataDrop::BadEchoNonce => "bad_echo_nonce",
+            DataDrop::WrongRelay => "wrong_relay",
         }
     }
 
@@ -247,6 +258,8 @@ pub(super) struct DataPath<
     pub(super) echo: EchoNonce,
     /// New entries for unverified inbound sources (see [`INBOUND_TEST_BURST`]).
     pub(super) test_limit: TokenBucket,
+    /// Inbound packets waiting for their echo test (rule 6).
+    pub(super) held: HeldPackets,
     pub(super) link: Option<Link>,
 }
 
@@ -259,6 +272,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
             peering: Peering::new(table_key, now),
             echo: EchoNonce::new(echo_key),
             test_limit: TokenBucket::new(INBOUND_TEST_BURST, INBOUND_TEST_RATE, now),
+            held: HeldPackets::new(),
             link: None,
         }
     }
@@ -266,7 +280,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     /// Follow the qualification: a new address (or none) voids every peer,
     /// whose mappings were learnt for the old one, and their queues, whose
     /// packets carry the old source address.
-    pub(super) fn set_address(&mut self, address: Option<TeredoAddr>) {
+    pub(super) fn set_address(&mut self, address: Option<TeredoAddr>, stats: &mut Stats) {
         let link = address.map(|address| Link {
             address,
             server: SocketAddrV4::new(address.server(), TEREDO_PORT),
@@ -276,18 +290,52 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         }
         self.link = link;
         self.peering.clear();
+        for _ in 0..self.held.clear() {
+            stats.count_data_drop(DataDrop::Unverified);
+        }
     }
 
     /// Earliest instant the data path wants [`super::Client::handle_timeout`]
     /// (or [`super::Client::poll_transmit`]) called.
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.peering.poll_timeout()
+        // A held packet's test fails 2 s after its last try: drop it then.
+        let failed = self
+            .held
+            .unready()
+            .filter_map(|(src, _)| self.peering.peers.get(&src))
+            .filter(|p| p.echo_allowed_at().is_none())
+            .map(|p| p.last_echo() + ECHO_RETRY)
+            .min();
+        [
+            self.peering.poll_timeout(),
+            self.held.poll_timeout(),
+            failed,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Periodic work: sweep idle peers out (their queued packets then get
-    /// ICMPv6 errors from [`Self::poll_transmit`]).
-    pub(super) fn handle_timeout(&mut self, now: Instant) {
+    /// ICMPv6 errors from [`Self::poll_transmit`]) and drop held packets
+    /// whose test is over.
+    pub(super) fn handle_timeout(&mut self, now: Instant, stats: &mut Stats) {
         self.peering.handle_timeout(now);
+        self.expire_held(now, stats);
+    }
+
+    /// Drop (silently, counted) the held packets whose echo test can no
+    /// longer verify them: their peer entry is gone, every try went
+    /// unanswered, or [`HOLD_LIFETIME`] passed (RFC 4380 §5.2.3 rule 6: no
+    /// ICMPv6 error towards a source never verified).
+    pub(super) fn expire_held(&mut self, now: Instant, stats: &mut Stats) {
+        let peers = &self.peering.peers;
+        let dropped = self.held.drop_unready(|src, since| {
+            now >= since + HOLD_LIFETIME || peers.get(&src).is_none_or(|p| p.echo_test_failed(now))
+        });
+        for _ in 0..dropped {
+            stats.count_data_drop(DataDrop::Unverified);
+        }
     }
 
     /// The next datagram or tunnel packet the data path has due, written
@@ -299,6 +347,11 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         stats: &mut Stats,
     ) -> Option<(Option<SocketAddrV4>, usize)> {
         let link = self.link?;
+        // Held packets whose relay was verified: to the tunnel, in order.
+        if let Some(len) = self.held.pop_ready_into(out) {
+            bump(&mut stats.delivered);
+            return Some((None, len));
+        }
         let role = ClientRole {
             link: &link,
             echo: &self.echo,

@@ -97,6 +97,13 @@ fn drain(client: &mut TestClient, now: Instant) -> Vec<(Destination, Vec<u8>)> {
     all
 }
 
+/// Whether anything `poll_transmit` has at `now` goes to the tunnel.
+fn to_tunnel(client: &mut TestClient, now: Instant) -> bool {
+    drain(client, now)
+        .iter()
+        .any(|(dest, _)| *dest == Destination::Tunnel)
+}
+
 fn send(
     client: &mut TestClient,
     now: Instant,
@@ -507,8 +514,9 @@ fn forged_teredo_source_from_wrong_endpoint() {
     assert_eq!(client.peers().get(&peer()).unwrap().mapping(), PEER_MAPPING);
 }
 
-/// Forged: an unsolicited packet from a native source is not delivered; it
-/// starts an echo test through our server (rule 6), bounded per peer.
+/// Forged: an unsolicited packet from a native source is not delivered at
+/// once; it is held and starts an echo test through our server (rule 6),
+/// bounded per peer. Unanswered, the held packet is dropped silently.
 #[test]
 fn unsolicited_native_source_not_delivered() {
     let (mut client, ours) = qualified();
@@ -517,22 +525,147 @@ fn unsolicited_native_source_not_delivered() {
     assert_eq!(to, Some(SERVER_EP));
     let echo = EchoRepr::parse(&request).unwrap();
     assert_eq!((echo.src, echo.dst), (ours, NATIVE));
-    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 1);
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 0, "held");
     // Retries on the timer, 4 tries in all, whatever arrives meanwhile.
     assert_eq!(receive(&mut client, at(10), RELAY, &unsolicited), None);
     for t in [2000u64, 4000, 6000] {
         assert_eq!(drain(&mut client, at(t)).len(), 1);
     }
+    // The test failed: both held packets go, without any ICMPv6 error.
+    client.handle_timeout(at(20_000));
     assert_eq!(drain(&mut client, at(20_000)), []);
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 2);
+    assert_eq!(client.stats().icmp_errors_sent, 0);
+    // Once the test failed, new packets are not held.
+    assert_eq!(receive(&mut client, at(20_010), RELAY, &unsolicited), None);
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 3);
     // A later verified relay lets packets in.
     let (mut client, ours) = qualified();
     let (_, request) = receive(&mut client, at(0), RELAY, &unsolicited).unwrap();
     receive(&mut client, at(30), RELAY, &echo_reply(&request));
     let unsolicited = packet(NATIVE, ours, b"hi");
+    drain(&mut client, at(30));
     assert_eq!(
         receive(&mut client, at(40), RELAY, &unsolicited),
         Some((None, unsolicited))
     );
+}
+
+/// Rule 6: packets held during the echo test go to the tunnel, in arrival
+/// order, once the reply verifies the relay they came through; a packet
+/// held from another relay is dropped (miredo.md §3.7 item 8).
+#[test]
+fn rule6_held_packets_delivered_after_echo_reply() {
+    let (mut client, ours) = qualified();
+    let other_relay = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 98), TEREDO_PORT);
+    let first = packet(NATIVE, ours, b"first");
+    let (_, request) = receive(&mut client, at(0), RELAY, &first).unwrap();
+    let spoofed = packet(NATIVE, ours, b"spoofed");
+    assert_eq!(receive(&mut client, at(5), other_relay, &spoofed), None);
+    let second = packet(NATIVE, ours, b"second");
+    assert_eq!(receive(&mut client, at(10), RELAY, &second), None);
+    assert!(!to_tunnel(&mut client, at(20)), "held, not delivered");
+    // Our own outgoing packet for the peer waits in its queue meanwhile.
+    let out = packet(ours, NATIVE, b"out");
+    assert_eq!(send(&mut client, at(25), &out), None);
+    assert_eq!(client.stats().queued, 1);
+    // The reply verifies RELAY: held packets to the tunnel, the outgoing
+    // one to the relay.
+    assert_eq!(
+        receive(&mut client, at(50), RELAY, &echo_reply(&request)),
+        None
+    );
+    assert!(client.poll_timeout().is_some_and(|t| t <= at(50)));
+    let got = drain(&mut client, at(50));
+    assert_eq!(
+        got,
+        [
+            (Destination::Tunnel, first),
+            (Destination::Tunnel, second),
+            (Destination::Udp(RELAY), out),
+        ]
+    );
+    assert_eq!(client.stats().data_drops(DataDrop::WrongRelay), 1);
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 0);
+    assert_eq!(client.stats().icmp_errors_sent, 0);
+    // Nothing left over later.
+    client.handle_timeout(at(60_000));
+    assert!(!to_tunnel(&mut client, at(60_000)));
+}
+
+/// Rule 2 before rule 1: when the native peer is already trusted through
+/// its relay and a packet from it arrives by another path (here spoofed
+/// through our server's hole), the echo reply that settles the test comes
+/// through the trusted relay. It is ours, not the host's, and it discards
+/// the held packet of the wrong path (RFC 4380 §5.2.3 rules 1, 2, 6).
+#[test]
+fn rule2_echo_reply_through_a_trusted_relay_is_consumed() {
+    let (mut client, ours) = qualified();
+    let first = packet(NATIVE, ours, b"first");
+    let (_, request) = receive(&mut client, at(0), RELAY, &first).unwrap();
+    receive(&mut client, at(10), RELAY, &echo_reply(&request));
+    assert_eq!(drain(&mut client, at(10)), [(Destination::Tunnel, first)]);
+    // Trusted at RELAY now. The same source through our server's hole:
+    // held, and a new test starts.
+    let other_path = SERVER_EP;
+    let forged = packet(NATIVE, ours, b"other path");
+    let (_, request) = receive(&mut client, at(100), other_path, &forged).unwrap();
+    // The reply comes through the trusted relay: consumed (not delivered by
+    // rule 1), and the held packet is discarded as from the wrong relay.
+    assert_eq!(
+        receive(&mut client, at(110), RELAY, &echo_reply(&request)),
+        None
+    );
+    assert!(!to_tunnel(&mut client, at(110)));
+    assert_eq!(client.stats().data_drops(DataDrop::WrongRelay), 1);
+    // Ordinary traffic from the trusted relay is still delivered.
+    let data = packet(NATIVE, ours, b"data");
+    assert_eq!(
+        receive(&mut client, at(120), RELAY, &data),
+        Some((None, data.clone()))
+    );
+}
+
+/// Rule 6: held packets are bounded per source (1280 bytes) and in all
+/// (4 packets); they are dropped silently after 30 s or when their test
+/// fails.
+#[test]
+fn rule6_hold_bounds_and_expiry() {
+    let (mut client, ours) = qualified();
+    let big = packet(NATIVE, ours, &[7; 1000]);
+    let (_, request) = receive(&mut client, at(0), RELAY, &big).unwrap();
+    let too_much = packet(NATIVE, ours, &[8; 300]);
+    assert_eq!(receive(&mut client, at(1), RELAY, &too_much), None);
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 1);
+    // Other sources fill the area (3 more slots), then are refused.
+    for n in 2..=5u16 {
+        let src = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n);
+        receive(&mut client, at(2), RELAY, &packet(src, ours, b"x"));
+    }
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 2);
+    // The 30 s end of life drops them (the reply came too late anyway).
+    assert!(client.poll_timeout().is_some_and(|t| t <= at(30_000)));
+    client.handle_timeout(at(30_002));
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 6);
+    receive(&mut client, at(30_010), RELAY, &echo_reply(&request));
+    assert!(!to_tunnel(&mut client, at(30_010)));
+    // A held packet goes as soon as its test failed (4 tries, the last
+    // one 2 s ago), and for good when its peer entry expires.
+    let (mut client, ours) = qualified();
+    receive(&mut client, at(0), RELAY, &packet(NATIVE, ours, b"a"));
+    for t in [2000u64, 4000, 6000] {
+        drain(&mut client, at(t));
+    }
+    assert!(client.poll_timeout().is_some_and(|t| t <= at(8_000)));
+    client.handle_timeout(at(7_999));
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 0);
+    client.handle_timeout(at(8_000));
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 1);
+    client.handle_timeout(at(71_000));
+    assert!(client.peers().get(&NATIVE).is_none());
+    assert!(!to_tunnel(&mut client, at(71_000)));
+    assert_eq!(client.stats().data_drops(DataDrop::Unverified), 1);
+    assert_eq!(client.stats().icmp_errors_sent, 0);
 }
 
 /// Tunnel-side refusals: not qualified (code 3), foreign source (code 1),

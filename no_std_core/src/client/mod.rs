@@ -48,6 +48,7 @@ mod datapath_sim_test;
 #[cfg(test)]
 mod datapath_test;
 mod echo_test;
+mod hold;
 mod qualify;
 mod receive;
 mod send;
@@ -500,8 +501,8 @@ impl<R: Rng, const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
     /// Hand the data path the current address (emptying the peer table if
     /// it changed).
     fn sync_address(&mut self) {
-        self.data
-            .set_address(self.qualifier.qualification().map(|q| q.address));
+        let address = self.qualifier.qualification().map(|q| q.address);
+        self.data.set_address(address, &mut self.stats);
     }
 
     /// Handles one datagram received on the service port from `remote`.
@@ -518,9 +519,10 @@ impl<R: Rng, const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
     /// whose Teredo address embeds the UDP source, and nothing else, are
     /// delivered ([`Output::Tunnel`] borrowing `datagram`); an echo reply
     /// with our nonce makes its relay trusted; a packet from an unverified
-    /// native source is dropped and starts a connectivity test (the echo
-    /// request is returned as [`Output::Udp`]). Drops are counted in
-    /// [`Stats::data_drops`].
+    /// native source is held and starts a connectivity test (the echo
+    /// request is returned as [`Output::Udp`]), and [`Client::poll_transmit`]
+    /// delivers it once the test verifies the relay it came through
+    /// (RFC 4380 §5.2.3 rule 6). Drops are counted in [`Stats::data_drops`].
     pub fn handle_udp<'a>(
         &mut self,
         now: Instant,
@@ -573,13 +575,14 @@ impl<R: Rng, const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
         };
         self.qualifier.handle_timeout(now, &mut ctx);
         self.sync_address();
-        self.data.handle_timeout(now);
+        self.data.handle_timeout(now, &mut self.stats);
     }
 
     /// Writes the next datagram or tunnel packet due into `out` and says
     /// where it goes: queued packets released to peers that became trusted,
-    /// bubbles and echo requests due, ICMPv6 errors for queued packets that
-    /// will never go, Router Solicitations. Call it after [`Client::new`] and
+    /// held inbound packets released to the tunnel once their relay is
+    /// verified, bubbles and echo requests due, ICMPv6 errors for queued
+    /// packets that will never go, Router Solicitations. Call it after [`Client::new`] and
     /// after every `handle_*` or [`Client::requalify`] call, repeatedly until
     /// it returns `None`; send each at once, since retry timers start at
     /// `now`. `out` needs [`MIN_OUTPUT_BUFFER`] bytes; what does not fit is

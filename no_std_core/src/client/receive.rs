@@ -89,6 +89,27 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
             return Output::None;
         }
         let id = self.peering.peers.lookup(&src);
+        // Rule 2, checked before rule 1: an echo reply carrying our nonce,
+        // from any IPv4/port (the relay closest to the peer), even if the
+        // entry was evicted since. It answers our connectivity test, so it
+        // is ours and never the host's, even when it comes through a relay
+        // already trusted (rule 1 would deliver it); and it settles the
+        // packets held for its source.
+        if is_our_echo_reply(repr.ipv6) {
+            let verified = EchoRepr::parse(repr.ipv6).is_ok_and(|echo| {
+                echo.kind == EchoKind::Reply && self.echo.verify(ours, &echo, now)
+            });
+            if verified {
+                let new = Peer::new_for_echo_test(src, now);
+                self.peering.trust(now, id, new, remote, stats);
+                // Rule 6's held packets: those through this relay go to the
+                // tunnel (from `poll_transmit`), the rest never.
+                for _ in 0..self.held.verified(now, src, remote) {
+                    stats.count_data_drop(DataDrop::WrongRelay);
+                }
+                return Output::None;
+            }
+        }
         // Rule 1: trusted entry, packet from its mapping.
         if let Some(id) = id {
             if let Some(peer) = self.peering.peers.peer_mut(id) {
@@ -99,18 +120,11 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
                 }
             }
         }
-        // Rule 2: an echo reply carrying our nonce, from any IPv4/port (the
-        // relay closest to the peer), even if the entry was evicted since.
-        if let Ok(echo) = EchoRepr::parse(repr.ipv6) {
-            if echo.kind == EchoKind::Reply && echo.ident == ECHO_IDENT {
-                if self.echo.verify(ours, &echo, now) {
-                    let new = Peer::new_for_echo_test(src, now);
-                    self.peering.trust(now, id, new, remote, stats);
-                } else {
-                    stats.count_data_drop(DataDrop::BadEchoNonce);
-                }
-                return Output::None;
-            }
+        // An echo reply in our test's format that did not verify, from
+        // anyone but a trusted peer: a forgery or a stale answer.
+        if is_our_echo_reply(repr.ipv6) {
+            stats.count_data_drop(DataDrop::BadEchoNonce);
+            return Output::None;
         }
         // Rule 3: a Teredo source whose embedded mapping is the UDP source.
         if let Some(teredo) = link.teredo(src) {
@@ -124,7 +138,16 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
             return deliver(repr.ipv6, is_bubble, stats);
         }
         // Rule 6: a native source through a relay we have not verified.
-        stats.count_data_drop(DataDrop::Unverified);
+        let Some(id) = self.test_entry(now, id, src, stats) else {
+            stats.count_data_drop(DataDrop::Unverified);
+            return Output::None;
+        };
+        if is_bubble {
+            // Nothing to deliver later: a bubble is consumed anyway.
+            stats.count_data_drop(DataDrop::Unverified);
+        } else {
+            self.hold_inbound(now, id, src, remote, repr.ipv6, stats);
+        }
         self.test_source(now, &link, id, src, out, stats)
     }
 
@@ -157,31 +180,65 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         })
     }
 
-    /// Rule 6: start (or continue) the direct connectivity test towards an
-    /// unverified native source (RFC 4380 §5.2.3, §5.2.9). New entries are
-    /// rate-limited; each peer gets at most four tries, 2 s apart.
+    /// Rule 6: the entry of an unverified native source, made if there is
+    /// none and the limiter of new tests allows it (CVE-2006-6266: each
+    /// entry costs up to four echo requests).
+    fn test_entry(
+        &mut self,
+        now: Instant,
+        id: Option<PeerId>,
+        src: Ipv6Addr,
+        stats: &mut Stats,
+    ) -> Option<PeerId> {
+        match id {
+            Some(id) => Some(id),
+            None if self.test_limit.try_take(now) => {
+                self.peering
+                    .insert(Peer::new_for_echo_test(src, now), now, stats)
+            }
+            None => None,
+        }
+    }
+
+    /// Rule 6: hold `packet` from `src`, received from `mapping`, until the
+    /// echo test of peer `id` tells whether that relay is the right one
+    /// (RFC 4380 §5.2.3: "run the direct IPv6 connectivity test before
+    /// processing"). Dropped (counted, no ICMPv6 error) if the test is
+    /// already over or there is no room.
+    fn hold_inbound(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        src: Ipv6Addr,
+        mapping: SocketAddrV4,
+        packet: &[u8],
+        stats: &mut Stats,
+    ) {
+        let testing = self
+            .peering
+            .peers
+            .peer(id)
+            .is_some_and(|p| p.echo_allowed_at().is_some());
+        // Packets whose test ended free their slots first.
+        self.expire_held(now, stats);
+        let max = self.peering.peers.max_queue_bytes();
+        if !testing || self.held.hold(now, src, mapping, packet, max).is_err() {
+            stats.count_data_drop(DataDrop::Unverified);
+        }
+    }
+
+    /// Rule 6: start (or continue) the direct connectivity test towards the
+    /// unverified native source `src` of entry `id` (RFC 4380 §5.2.3,
+    /// §5.2.9). Each peer gets at most four tries, 2 s apart.
     fn test_source<'a>(
         &mut self,
         now: Instant,
         link: &Link,
-        id: Option<PeerId>,
+        id: PeerId,
         src: Ipv6Addr,
         out: &'a mut [u8],
         stats: &mut Stats,
     ) -> Output<'a> {
-        let id = match id {
-            Some(id) => id,
-            None if self.test_limit.try_take(now) => {
-                match self
-                    .peering
-                    .insert(Peer::new_for_echo_test(src, now), now, stats)
-                {
-                    Some(id) => id,
-                    None => return Output::None,
-                }
-            }
-            None => return Output::None,
-        };
         let Some(peer) = self.peering.peers.peer_mut(id) else {
             return Output::None;
         };
@@ -210,6 +267,20 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
 
 /// Accepted: bubbles are consumed (RFC 4380 §5.2.3), the rest goes to the
 /// tunnel as it arrived, without Teredo headers or trailers.
+/// Whether `ipv6` looks like an ICMPv6 Echo Reply to one of our
+/// connectivity tests (our identifier), judged from fixed offsets without
+/// parsing or checksumming: it runs before rule 1, on every packet.
+fn is_our_echo_reply(ipv6: &[u8]) -> bool {
+    const NEXT_HEADER: usize = 6;
+    const ICMP_TYPE: usize = 40;
+    const ECHO_IDENT_AT: usize = 44;
+    const ICMPV6: u8 = 58;
+    const ECHO_REPLY: u8 = 129;
+    ipv6.get(NEXT_HEADER) == Some(&ICMPV6)
+        && ipv6.get(ICMP_TYPE) == Some(&ECHO_REPLY)
+        && ipv6.get(ECHO_IDENT_AT..ECHO_IDENT_AT + 2) == Some(&ECHO_IDENT.to_be_bytes()[..])
+}
+
 fn deliver<'a>(ipv6: &'a [u8], is_bubble: bool, stats: &mut Stats) -> Output<'a> {
     if is_bubble {
         bump(&mut stats.bubbles_received);

@@ -358,6 +358,32 @@ fn item13_client_and_native_host_exchange_pings_through_the_relay() {
 }
 
 #[test]
+fn native_host_pings_the_client_first() {
+    // The relay reaches the client with bubbles; the client holds the ping
+    // (RFC 4380 §5.2.3 rule 6) while its echo test verifies the relay, then
+    // delivers it: the first ping is not lost.
+    let mut w = World::new();
+    w.run_until(ms(1000));
+    let a = w.address();
+    let first = echo(NATIVE, a, EchoKind::Request, b"first ping");
+    w.send(Hop::Native(first.clone()));
+    w.run_until(ms(2000));
+    assert_eq!(w.tunnel, [first], "delivered once, after the test");
+    let cs = w.client.stats().clone();
+    assert_eq!((cs.echo_requests_sent, cs.delivered), (1, 1));
+    assert_eq!(cs.total_data_drops(), 0);
+    let native = w.client.peers().get(&NATIVE).unwrap();
+    assert!(native.is_trusted());
+    assert_eq!(native.mapping(), RELAY);
+    // The second ping goes straight through.
+    let second = echo(NATIVE, a, EchoKind::Request, b"second ping");
+    w.send(Hop::Native(second.clone()));
+    w.run_until(ms(2100));
+    assert_eq!(w.tunnel.last(), Some(&second));
+    assert_eq!(w.client.stats().delivered, 2);
+}
+
+#[test]
 fn gone_client_exhausts_bubbles_then_the_native_host_gets_unreachable() {
     let mut w = World::new();
     w.run_until(ms(1000));
