@@ -92,6 +92,9 @@ Relay options:
   --mtu <N>                  tunnel MTU, 1280 to 65535 (default: {RELAY_DEFAULT_MTU})
   --type <cone|restricted>   cone: indirect bubbles only (as Miredo's cone);
                              restricted: direct bubbles too (default: cone)
+  --icmp-source <IPv6>       source of the ICMPv6 errors the relay sends to
+                             native hosts (default: the host's first global
+                             IPv6 address outside the Teredo prefix)
   --log-level <level>        as for the server
   The relay needs IPv6 forwarding (sysctl net.ipv6.conf.all.forwarding=1).
 
@@ -402,6 +405,9 @@ pub struct RelayArgs {
     pub mtu: u16,
     /// Cone or restricted relay.
     pub kind: RelayKind,
+    /// Source of the relay's ICMPv6 errors (`--icmp-source`,
+    /// `RelayIcmpSource`); `None`: picked from the host's addresses.
+    pub icmp_source: Option<Ipv6Addr>,
     /// Lowest level logged.
     pub log_level: LevelFilter,
 }
@@ -856,6 +862,7 @@ fn parse_relay(
     let mut prefix = None;
     let mut mtu = None;
     let mut kind = None;
+    let mut icmp_source = None;
     let mut log_level = None;
     while let Some(arg) = args.next().transpose()? {
         if !arg.starts_with('-') {
@@ -898,6 +905,9 @@ fn parse_relay(
                 };
                 set_once(&mut kind, k).ok_or_else(twice)?
             }
+            "--icmp-source" => {
+                set_once(&mut icmp_source, unicast6(name, &value)?).ok_or_else(twice)?
+            }
             "--log-level" => set_once(&mut log_level, level(&value)?).ok_or_else(twice)?,
             _ => return Err(usage(format!("unknown option '{name}'"))),
         }
@@ -929,11 +939,33 @@ fn parse_relay(
             .or(value(&file.interface_mtu))
             .unwrap_or(RELAY_DEFAULT_MTU),
         kind: kind.or(file_kind).unwrap_or(RelayKind::Cone),
+        icmp_source: icmp_source.or(value(&file.relay_icmp_source)),
         log_level: log_level
             .or(value(&file.log_level))
             .unwrap_or(LevelFilter::Info),
     };
+    if let Some(src) = relay.icmp_source {
+        if src.octets().get(..4) == Some(&relay.prefix[..]) {
+            return Err(usage(format!(
+                "ICMPv6 source {src} is inside the Teredo prefix: errors from it \
+                 would be routed back into the tunnel"
+            )));
+        }
+    }
     Ok((Role::Relay(relay), process))
+}
+
+/// A unicast IPv6 address usable as a packet source.
+pub(crate) fn unicast6(what: &str, s: &str) -> Result<Ipv6Addr, UsageError> {
+    let addr: Ipv6Addr = s
+        .parse()
+        .map_err(|_| usage(format!("'{s}' for '{what}' is not an IPv6 address")))?;
+    if addr.is_multicast() || addr.is_unspecified() || addr.is_loopback() {
+        return Err(usage(format!(
+            "{addr} for '{what}' is not a unicast address"
+        )));
+    }
+    Ok(addr)
 }
 
 /// A server given as a host name or an IPv4 address (resolved later).
@@ -1323,6 +1355,7 @@ mod test {
                 prefix: [0x20, 0x01, 0, 0],
                 mtu: 1280,
                 kind: RelayKind::Cone,
+                icmp_source: None,
                 log_level: LevelFilter::Info,
             }
         );
@@ -1342,6 +1375,7 @@ mod test {
             "--type",
             "restricted",
             "--log-level=trace",
+            "--icmp-source=2001:db8::1",
         ]);
         assert_eq!(
             r,
@@ -1352,6 +1386,7 @@ mod test {
                 prefix: [0x3f, 0xfe, 0x83, 0x1f],
                 mtu: 1400,
                 kind: RelayKind::Restricted,
+                icmp_source: Some(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
                 log_level: LevelFilter::Trace,
             }
         );
@@ -1389,6 +1424,12 @@ mod test {
             (
                 &["relay", "--type=cone", "--type=cone"],
                 "'--type' given twice",
+            ),
+            (&["relay", "--icmp-source=ff02::1"], "not a unicast address"),
+            (&["relay", "--icmp-source=10.0.0.1"], "not an IPv6 address"),
+            (
+                &["relay", "--icmp-source=2001::1"],
+                "ICMPv6 source 2001::1 is inside the Teredo prefix",
             ),
             (
                 &["relay", "--server=192.0.2.1"],
@@ -1527,7 +1568,13 @@ mod test {
         };
         assert_eq!((a.kind, a.port, a.mtu), (RelayKind::Cone, 3545, 1400));
         assert_eq!(a.prefix, [0x3f, 0xfe, 0x83, 0x1f]);
+        assert_eq!(a.icmp_source, None);
         assert_eq!(r.process.syslog, Facility::from_name("local2"));
+        let src = conf("src.conf", "RelayType relay\nRelayIcmpSource 2001:db8::5\n");
+        let Role::Relay(a) = run(&["-c", &src]).role else {
+            panic!("not a relay")
+        };
+        assert_eq!(a.icmp_source, Some("2001:db8::5".parse().unwrap()));
         assert_eq!(run(&["-c", &relay]).role.describe(), "restricted relay on UDP 0.0.0.0:3545, interface teredo, prefix 3ffe:831f::/32, MTU 1400");
     }
 

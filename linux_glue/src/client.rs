@@ -350,7 +350,7 @@ fn write_tunnel(tun: &Tun, counters: &mut Counters, packet: &[u8]) {
 /// Create the tunnel, open the sockets, resolve the servers and run the
 /// client until SIGINT or SIGTERM. SIGHUP reads the configuration again
 /// through `reload` (see [`EventLoop::on_reload`]).
-pub fn run(args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
+pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
     let signals = Signals::install()
         .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
     let rng = OsRng::new().map_err(|e| Error::Startup(format!("getrandom(2) failed: {e}")))?;
@@ -380,7 +380,7 @@ pub fn run(args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Result<()
     let monitor =
         Monitor::open().map_err(|e| Error::Startup(format!("cannot watch IPv4 changes: {e}")))?;
     let local = SocketAddrV4::new(args.bind, args.port);
-    let udp = UdpSocket::bind(local, SOCKET_BUFFER).map_err(|e| {
+    let mut udp = UdpSocket::bind(local, SOCKET_BUFFER).map_err(|e| {
         Error::Startup(match e.kind() {
             io::ErrorKind::AddrInUse => format!("address {local} is in use"),
             io::ErrorKind::AddrNotAvailable => {
@@ -412,18 +412,32 @@ pub fn run(args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Result<()
     } else {
         Keep::NetAdmin
     })?;
+    // Set up, privileges dropped: a `--daemon` start succeeded. Before the
+    // wait for DNS, which may last (a router booting off-line): that is
+    // the running client's business, not a failed start.
+    crate::sys::daemon::ready();
     let servers = loop {
         match resolve_servers(&args) {
             Ok(s) => break s,
             Err(e) => {
                 warn!("{e}; retrying in {} s", secs(RESOLVE_RETRY));
-                if wait_for_stop(&signals, RESOLVE_RETRY)? {
-                    iface.shutdown(Snapshot::INITIAL);
-                    return Ok(());
+                match wait_for_signal(&signals, RESOLVE_RETRY)? {
+                    Waited::Stop => {
+                        iface.shutdown(Snapshot::INITIAL);
+                        return Ok(());
+                    }
+                    // Resolve the (perhaps new) servers at once.
+                    Waited::Reload => {
+                        if let Some(Role::Client(new)) = reload.reload(conf::Role::Client) {
+                            args = reload_before_loop(&args, new, &mut udp);
+                        }
+                    }
+                    Waited::Elapsed => {}
                 }
             }
         }
     };
+    let local = udp.local_addr().unwrap_or(local);
     let now = clock::now();
     info!(
         "Teredo client on {} from UDP {local}, server {}{}",
@@ -458,26 +472,86 @@ pub fn run(args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Result<()
     .run()
 }
 
-/// Wait up to `limit` for a signal; `true` if it asks to stop.
-fn wait_for_stop(signals: &Signals, limit: Duration) -> Result<bool, Error> {
+/// How [`wait_for_signal`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    /// SIGINT or SIGTERM.
+    Stop,
+    /// SIGHUP: read the configuration again.
+    Reload,
+    /// The time is up.
+    Elapsed,
+}
+
+/// Wait up to `limit` for a signal that stops or reloads (SIGUSR1 has
+/// nothing to report before the loop runs).
+fn wait_for_signal(signals: &Signals, limit: Duration) -> Result<Waited, Error> {
     let deadline = clock::now() + limit;
     loop {
         let now = clock::now();
         if now >= deadline {
-            return Ok(false);
+            return Ok(Waited::Elapsed);
         }
         let mut fds = [PollFd::readable(signals.as_fd())];
         poll(&mut fds, Some(deadline - now))
             .map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
+        let mut reload = false;
         while let Some(s) = signals
             .read()
             .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?
         {
-            // SIGHUP is ignored until the loop runs: nothing to re-apply yet.
-            if matches!(s, Signal::Interrupt | Signal::Terminate) {
-                info!("{s} received, stopping");
-                return Ok(true);
+            match s {
+                Signal::Interrupt | Signal::Terminate => {
+                    info!("{s} received, stopping");
+                    return Ok(Waited::Stop);
+                }
+                Signal::Hangup => reload = true,
+                Signal::User1 => info!("status: waiting for the server name to resolve"),
             }
+        }
+        if reload {
+            return Ok(Waited::Reload);
+        }
+    }
+}
+
+/// A SIGHUP while the server names do not resolve yet: the new servers
+/// are tried at once, a new service address or port is bound (the old
+/// socket stays if that fails); the tunnel name and hook wait for a
+/// restart, as in the loop.
+fn reload_before_loop(old: &ClientArgs, new: ClientArgs, udp: &mut UdpSocket) -> ClientArgs {
+    if new.interface != old.interface || new.hook != old.hook {
+        warn!("reload: InterfaceName and Hook take effect at the next restart");
+    }
+    let mut args = ClientArgs {
+        interface: old.interface.clone(),
+        hook: old.hook.clone(),
+        ..new
+    };
+    if !rebind(old, &mut args, udp) {
+        info!("reload: resolving server {} again", args.server);
+    }
+    args
+}
+
+/// Bind `args`'s service address and port if they differ from `old`'s,
+/// replacing `udp`; `true` if it did. On failure the old socket stays and
+/// `args` gets the old address and port back.
+fn rebind(old: &ClientArgs, args: &mut ClientArgs, udp: &mut UdpSocket) -> bool {
+    if (args.bind, args.port) == (old.bind, old.port) {
+        return false;
+    }
+    let local = SocketAddrV4::new(args.bind, args.port);
+    match UdpSocket::bind(local, SOCKET_BUFFER) {
+        Ok(new) => {
+            *udp = new;
+            info!("reload: now on UDP {local}");
+            true
+        }
+        Err(e) => {
+            error!("reload: cannot bind {local}: {e}; keeping the old service port");
+            (args.bind, args.port) = (old.bind, old.port);
+            false
         }
     }
 }
@@ -586,20 +660,7 @@ impl EventLoop {
             hook: old.hook.clone(),
             ..new
         };
-        let mut rebound = false;
-        if (args.bind, args.port) != (old.bind, old.port) {
-            let local = SocketAddrV4::new(args.bind, args.port);
-            match UdpSocket::bind(local, SOCKET_BUFFER) {
-                Ok(udp) => {
-                    self.udp = udp;
-                    rebound = true;
-                }
-                Err(e) => {
-                    error!("reload: cannot bind {local}: {e}; keeping the old service port");
-                    (args.bind, args.port) = (old.bind, old.port);
-                }
-            }
-        }
+        let rebound = rebind(&old, &mut args, &mut self.udp);
         let servers_of = |a: &ClientArgs| {
             (
                 a.server.clone(),

@@ -19,7 +19,7 @@
 //! directive applies to the role that runs ([`File::check_role`]).
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use log::LevelFilter;
@@ -122,6 +122,8 @@ pub struct File {
     pub chroot: Option<At<PathBuf>>,
     /// `StatusSocket`: path of the status socket.
     pub status_socket: Option<At<PathBuf>>,
+    /// `RelayIcmpSource`: the relay's `--icmp-source`.
+    pub relay_icmp_source: Option<At<Ipv6Addr>>,
 }
 
 /// A configuration file that cannot be used: the message names the file and
@@ -328,6 +330,12 @@ impl File {
             }
             "chroot" => put(&mut self.chroot, path(name, v)?, n, name),
             "statussocket" => put(&mut self.status_socket, path(name, v)?, n, name),
+            "relayicmpsource" => put(
+                &mut self.relay_icmp_source,
+                cli::unicast6(name, v).map_err(u)?,
+                n,
+                name,
+            ),
             _ => Err(format!("unknown directive \"{name}\"")),
         }
     }
@@ -366,7 +374,7 @@ impl File {
         }
         // The directives of one or two roles; the others (logging and
         // process settings) apply to every role.
-        let lines: [(&str, Option<usize>, &[Role]); 14] = [
+        let lines: [(&str, Option<usize>, &[Role]); 15] = [
             ("RelayType", line(&self.relay_type), &[Client, Relay]),
             ("ServerAddress", line(&self.server_address), &[Client]),
             ("ServerAddress2", line(&self.server_address2), &[Client]),
@@ -397,6 +405,7 @@ impl File {
                 line(&self.max_forward_payload),
                 &[Server],
             ),
+            ("RelayIcmpSource", line(&self.relay_icmp_source), &[Relay]),
         ];
         for (name, line, roles) in lines {
             if let Some(line) = line {

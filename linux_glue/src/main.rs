@@ -97,6 +97,8 @@ fn start(run: Run) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
+            // With --daemon, the terminal learns why start-up failed.
+            daemon::failed(e.exit_code(), &e.to_string());
             ExitCode::from(e.exit_code())
         }
     }

@@ -61,7 +61,7 @@ use core::net::{Ipv6Addr, SocketAddrV4};
 use std::io;
 use std::os::fd::AsFd;
 
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use shipworm_core::relay::{Config, Relay, RelayKind};
 use shipworm_core::time::Instant;
 use shipworm_core::tunnel::{Destination, Output};
@@ -167,13 +167,57 @@ fn prefix_addr(prefix: [u8; 4]) -> Ipv6Addr {
     Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
 }
 
-/// The core's configuration from the command line.
-fn config(args: &RelayArgs) -> Config {
+/// The core's configuration from the command line; `host` is the host's
+/// own candidate for the ICMPv6 source ([`host_icmp_source`]), used when
+/// none is configured. Without either the core's default stays.
+fn config(args: &RelayArgs, host: Option<Ipv6Addr>) -> Config {
+    let defaults = Config::with_prefix(args.prefix);
     Config {
         kind: args.kind,
         mtu: args.mtu,
-        ..Config::with_prefix(args.prefix)
+        icmp_source: args.icmp_source.or(host).unwrap_or(defaults.icmp_source),
+        ..defaults
     }
+}
+
+/// The kernel's list of the host's IPv6 addresses.
+const IF_INET6: &str = "/proc/net/if_inet6";
+
+/// A source for the relay's ICMPv6 errors when none is configured: a
+/// global address of this host outside the Teredo prefix (the core's
+/// default lies inside it, so a native host would route its answer back
+/// into the tunnel). Read once at start-up: a chroot hides `/proc` later.
+fn host_icmp_source(prefix: [u8; 4]) -> Option<Ipv6Addr> {
+    let text = std::fs::read_to_string(IF_INET6).ok()?;
+    first_global(&text, prefix)
+}
+
+/// The first usable global address in `/proc/net/if_inet6` contents
+/// (lines of: address in hex, interface index, prefix length, scope,
+/// flags, name), unique local addresses (`fc00::/7`) only if there is
+/// nothing else: they do not reach the Internet.
+fn first_global(text: &str, prefix: [u8; 4]) -> Option<Ipv6Addr> {
+    /// The kernel's `IFA_F_DADFAILED | IFA_F_DEPRECATED | IFA_F_TENTATIVE`:
+    /// addresses not to send from.
+    const UNUSABLE: u32 = 0x08 | 0x20 | 0x40;
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [hex, _index, _len, scope, flags, ..] = fields.as_slice() else {
+                return None;
+            };
+            let addr = Ipv6Addr::from(
+                u128::from_str_radix(hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 32)?,
+            );
+            // Scope 0: global (link-local is 0x20, loopback 0x10).
+            let global = u32::from_str_radix(scope, 16).ok()? == 0;
+            let usable = u32::from_str_radix(flags, 16).ok()? & UNUSABLE == 0;
+            let in_prefix = addr.octets().get(..4) == Some(&prefix[..]);
+            (global && usable && !in_prefix && !addr.is_multicast()).then_some(addr)
+        })
+        .min_by_key(|a| a.segments()[0] & 0xfe00 == 0xfc00)
 }
 
 fn kind_name(kind: RelayKind) -> &'static str {
@@ -185,7 +229,7 @@ fn kind_name(kind: RelayKind) -> &'static str {
 
 /// Check forwarding, bind the port, set up the tunnel and relay until
 /// SIGINT or SIGTERM. SIGHUP reads the configuration again through
-/// `reload`; the relay applies only the log level at once.
+/// `reload` (see [`EventLoop::apply`] for what changes at once).
 pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
     // First, so a signal during start-up is not lost to its default action.
     let signals = Signals::install()
@@ -227,18 +271,32 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
     // Only set-up needed the netlink socket (see the module documentation).
     drop(nl);
     let status = StatusSocket::open("relay", process.status_socket.as_deref(), target.account())?;
+    // Before the chroot hides /proc.
+    let host_icmp = host_icmp_source(args.prefix);
     target.apply(Keep::Nothing)?;
     let now = clock::now();
-    let config = config(&args);
+    let config = config(&args, host_icmp);
+    if args.icmp_source.is_none() && host_icmp.is_none() {
+        warn!(
+            "no global IPv6 address outside the Teredo prefix on this host: ICMPv6 errors \
+             come from {}; set --icmp-source (RelayIcmpSource)",
+            config.icmp_source
+        );
+    }
     info!(
-        "Teredo relay ({}) on UDP {}, prefix {prefix}/{PREFIX_LEN} routed to {} (MTU {})",
+        "Teredo relay ({}) on UDP {}, prefix {prefix}/{PREFIX_LEN} routed to {} (MTU {}), \
+         ICMPv6 errors from {}",
         kind_name(config.kind),
         udp.local_addr().unwrap_or(local),
         tun.name(),
-        args.mtu
+        args.mtu,
+        config.icmp_source
     );
     let out_slot = usize::from(args.mtu).max(1280) + 64;
     let relay = build_on_heap(config, rng, now)?;
+    // Socket and tunnel set up, privileges dropped: a `--daemon` start
+    // succeeded.
+    crate::sys::daemon::ready();
     let mut event_loop = EventLoop {
         relay,
         signals,
@@ -252,6 +310,7 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
         counters: Counters::default(),
         status,
         args,
+        host_icmp,
         reload,
     };
     event_loop.run()
@@ -318,6 +377,8 @@ struct EventLoop {
     status: StatusSocket,
     /// The settings in force, to tell a reload what changed.
     args: RelayArgs,
+    /// The host's ICMPv6 source found at start-up ([`host_icmp_source`]).
+    host_icmp: Option<Ipv6Addr>,
     reload: Reload,
 }
 
@@ -605,21 +666,94 @@ impl SignalHandler for EventLoop {
 
     fn on_reload(&mut self) {
         if let Some(Role::Relay(new)) = self.reload.reload(config::Role::Relay) {
-            // Socket, tunnel, route and the core's kind, prefix
-            // and MTU are set up once; changing them live would
-            // drop the peer table. Not done yet: say so.
-            let old = RelayArgs {
-                log_level: new.log_level,
-                ..self.args.clone()
-            };
-            if new != old {
-                warn!(
-                    "reload: the relay's socket, tunnel, prefix, MTU and type \
-                     settings take effect at the next restart"
-                );
-            }
-            self.args.log_level = new.log_level;
+            self.apply(new);
         }
+    }
+}
+
+impl EventLoop {
+    /// Apply reloaded settings as far as an unprivileged process can,
+    /// keeping the peer table unless the core must be built anew.
+    fn apply(&mut self, new: RelayArgs) {
+        let old = self.args.clone();
+        let mut args = RelayArgs {
+            log_level: new.log_level,
+            ..old.clone()
+        };
+        // The tunnel's name and MTU and the prefix route need CAP_NET_ADMIN,
+        // which the relay gave up after set-up (see the module docs).
+        let later: Vec<&str> = [
+            ("InterfaceName", new.interface != old.interface),
+            ("Prefix", new.prefix != old.prefix),
+            ("InterfaceMTU", new.mtu != old.mtu),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
+        if !later.is_empty() {
+            warn!(
+                "reload: {} changed; it needs a restart (the relay keeps no privilege \
+                 to change its tunnel or route)",
+                later.join(", ")
+            );
+        }
+        let mut changed = false;
+        if (new.bind, new.port) != (old.bind, old.port) {
+            let local = SocketAddrV4::new(new.bind, new.port);
+            match UdpSocket::bind(local, SOCKET_BUFFER) {
+                Ok(udp) => {
+                    self.udp = udp;
+                    (args.bind, args.port) = (new.bind, new.port);
+                    changed = true;
+                    info!("reload: now on UDP {local}; peers kept");
+                }
+                Err(e) => {
+                    let why = match e.kind() {
+                        io::ErrorKind::PermissionDenied => {
+                            "ports below 1024 need a privilege the relay gave up; \
+                             restart to use it"
+                                .to_owned()
+                        }
+                        _ => e.to_string(),
+                    };
+                    error!(
+                        "reload: cannot bind {local}: {why}; keeping UDP {}:{}",
+                        old.bind, old.port
+                    );
+                }
+            }
+        }
+        if (new.kind, new.icmp_source) != (old.kind, old.icmp_source) {
+            // The core fixes both at creation: a new one, with an empty
+            // peer table.
+            args.kind = new.kind;
+            args.icmp_source = new.icmp_source;
+            let config = config(&args, self.host_icmp);
+            let built = OsRng::new()
+                .map_err(|e| format!("getrandom(2) failed: {e}"))
+                .and_then(|rng| {
+                    build_on_heap(config, rng, clock::now()).map_err(|e| e.to_string())
+                });
+            match built {
+                Ok(relay) => {
+                    info!(
+                        "reload: relay type now {}, ICMPv6 errors from {}; peers reset",
+                        kind_name(config.kind),
+                        config.icmp_source
+                    );
+                    self.relay = relay;
+                    changed = true;
+                }
+                Err(e) => {
+                    error!("reload: {e}; keeping the running relay");
+                    (args.kind, args.icmp_source) = (old.kind, old.icmp_source);
+                }
+            }
+        }
+        if !changed && later.is_empty() {
+            info!("reload: relay settings unchanged");
+        }
+        self.args = args;
     }
 }
 
@@ -665,12 +799,51 @@ mod test {
             prefix: [0x3f, 0xfe, 0x83, 0x1f],
             mtu: 1400,
             kind: RelayKind::Restricted,
+            icmp_source: None,
             log_level: log::LevelFilter::Info,
         };
-        let c = config(&args);
+        let c = config(&args, None);
         assert_eq!(
             (c.prefix, c.kind, c.mtu),
             ([0x3f, 0xfe, 0x83, 0x1f], RelayKind::Restricted, 1400)
         );
+        // No address anywhere: the core's default.
+        assert_eq!(c.icmp_source, Config::with_prefix(args.prefix).icmp_source);
+        let host: Ipv6Addr = "2001:db8::7".parse().unwrap();
+        assert_eq!(config(&args, Some(host)).icmp_source, host);
+        let given: Ipv6Addr = "2001:db8::9".parse().unwrap();
+        let args = RelayArgs {
+            icmp_source: Some(given),
+            ..args
+        };
+        assert_eq!(config(&args, Some(host)).icmp_source, given);
+    }
+
+    #[test]
+    fn icmp_source_from_if_inet6() {
+        let teredo = [0x20, 0x01, 0, 0];
+        // Loopback, link-local, a Teredo address, a tentative one, a ULA,
+        // then the global address wanted.
+        let text = "\
+00000000000000000000000000000001 01 80 10 80       lo
+fe800000000000000000000000000001 02 40 20 80     eth0
+20010000000000000000000000000001 03 40 00 80   teredo
+20010db8000000000000000000000002 02 40 00 c0     eth0
+fd000000000000000000000000000003 02 40 00 80     eth0
+20010db8000000000000000000000004 02 40 00 80     eth0
+20010db8000000000000000000000005 02 40 00 80     eth0
+";
+        assert_eq!(
+            first_global(text, teredo),
+            Some("2001:db8::4".parse().unwrap())
+        );
+        // Only a ULA: better than nothing.
+        let ula = "fd000000000000000000000000000003 02 40 00 80     eth0\n";
+        assert_eq!(first_global(ula, teredo), Some("fd00::3".parse().unwrap()));
+        // Garbage and nothing usable: none, never a panic.
+        assert_eq!(first_global("zz 1 2\n\n0123 02 40 00 80 x\n", teredo), None);
+        assert_eq!(first_global("", teredo), None);
+        // The running host's answer is some address or none.
+        let _ = host_icmp_source(teredo);
     }
 }

@@ -95,6 +95,8 @@ pub fn run(config: Config, reload: Reload, process: &ProcessArgs) -> Result<(), 
         Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         config.mtu
     );
+    // Sockets bound, privileges dropped: a `--daemon` start succeeded.
+    crate::sys::daemon::ready();
     EventLoop {
         server: Server::new(config, clock::now()),
         signals,

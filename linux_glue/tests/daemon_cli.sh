@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end checks of configuration files, `check-config`, the pid file,
-# `--daemon` and SIGHUP reloads of the server and the client, inside
+# `--daemon` (and its readiness report) and SIGHUP reloads of the server,
+# the client and the relay, inside
 # throw-away network namespaces (root required for those; the
 # `check-config` checks run anyway).
 #
@@ -130,7 +131,13 @@ setup || { echo "FAIL namespace setup"; exit 1; }
 # --- pid file and --daemon -------------------------------------------------
 printf 'ServerBindAddress 198.51.100.1\n' >"$tmp/server.conf"
 pidf="$tmp/server.pid"
-check "--daemon returns at once" 0 "^$" -- in_ns "$bin" server -c "$tmp/server.conf" --daemon --pidfile "$pidf"
+check "--daemon returns once up" 0 "^$" -- in_ns "$bin" server -c "$tmp/server.conf" --daemon --pidfile "$pidf"
+# No sleep: the parent waited for the daemon's readiness report.
+in_ns ss -Hlun | grep -q "198\.51\.100\.1:3544 " && pass "--daemon exits 0 only after the socket is bound" \
+    || fail "no socket right after --daemon: $(in_ns ss -Hlun)"
+check "--daemon start-up error reaches the terminal" 2 \
+    "^shipworm: address 198\.51\.100\.1:3544 is in use$" \
+    -- in_ns "$bin" server -c "$tmp/server.conf" --daemon --pidfile "$tmp/other.pid"
 if wait_for "$pidf" "^[0-9]+$" && daemon=$(cat "$pidf") && kill -0 "$daemon" 2>/dev/null; then
     pass "daemon writes its pid file"
 else
@@ -227,6 +234,58 @@ in_peer ss -Hlun | grep -q ":3546 " && pass "client bound the new port" || fail 
 stops "$client"
 status=$?
 [ "$status" -eq 0 ] && pass "client SIGTERM after reloads exits 0" || fail "client exit $status: $(cat "$clog")"
+
+# A SIGHUP while the server name does not resolve yet is not lost.
+dconf="$tmp/dns.conf"
+dlog="$tmp/dns.log"
+printf 'ServerAddress unresolvable.invalid\nInterfaceName swtest1\nBindPort 3547\n' >"$dconf"
+ip netns exec "$peer" "$bin" -c "$dconf" 2>"$dlog" &
+dclient=$!
+pids+=("$dclient")
+wait_for "$dlog" "warn: cannot resolve server unresolvable\.invalid: .*; retrying in" 100 ||
+    fail "client DNS wait: $(cat "$dlog")"
+printf 'ServerAddress 198.51.100.1\nInterfaceName swtest1\nBindPort 3548\n' >"$dconf"
+kill -HUP "$dclient"
+if wait_for "$dlog" "info: reload: now on UDP 0\.0\.0\.0:3548" &&
+    wait_for "$dlog" "info: qualified in .* with server 198\.51\.100\.1" 100; then
+    pass "client SIGHUP while waiting for DNS applies the new server at once"
+else
+    fail "client DNS reload: $(cat "$dlog")"
+fi
+stops "$dclient"
+
+# --- relay reload ----------------------------------------------------------
+in_ns sysctl -qw net.ipv6.conf.all.forwarding=1
+# A global address for the ICMPv6 errors (nodad: usable at once).
+in_ns ip addr add 2001:db8::1/64 dev sw0 nodad
+rconf="$tmp/relay.conf"
+rlog="$tmp/relay.log"
+printf 'RelayType relay\nInterfaceName swrelay0\nBindPort 3545\n' >"$rconf"
+ip netns exec "$ns" "$bin" -c "$rconf" 2>"$rlog" &
+relay=$!
+pids+=("$relay")
+wait_for "$rlog" "info: Teredo relay \(cone\) on UDP 0\.0\.0\.0:3545, .*ICMPv6 errors from 2001:db8::1$" &&
+    pass "relay picks the host's global address for ICMPv6 errors" || fail "relay start: $(cat "$rlog")"
+printf 'RelayType relay\nInterfaceName swrelay0\nBindPort 3546\n' >"$rconf"
+kill -HUP "$relay"
+if wait_for "$rlog" "info: reload: now on UDP 0\.0\.0\.0:3546; peers kept" &&
+    in_ns ss -Hlun | grep -q ":3546 " && ! in_ns ss -Hlun | grep -q ":3545 "; then
+    pass "relay SIGHUP rebinds a new port"
+else
+    fail "relay reload port: $(cat "$rlog"; in_ns ss -Hlun)"
+fi
+printf 'RelayType restricted\nInterfaceName swrelay0\nBindPort 3546\nInterfaceMTU 1400\nRelayIcmpSource 2001:db8::2\n' >"$rconf"
+kill -HUP "$relay"
+if wait_for "$rlog" "warn: reload: InterfaceMTU changed; it needs a restart" &&
+    wait_for "$rlog" "info: reload: relay type now restricted, ICMPv6 errors from 2001:db8::2; peers reset" &&
+    kill -0 "$relay"; then
+    pass "relay SIGHUP: new type and ICMPv6 source, MTU waits for a restart"
+else
+    fail "relay reload type: $(cat "$rlog")"
+fi
+stops "$relay"
+status=$?
+[ "$status" -eq 0 ] && pass "relay SIGTERM after reloads exits 0" || fail "relay exit $status: $(cat "$rlog")"
 
 [ "$failed" -eq 0 ] && echo "all daemon_cli checks passed"
 exit "$failed"

@@ -8,16 +8,40 @@
 //! belongs to the process and would be lost across the fork. Either kind
 //! goes away with the process, so a stale file left by a crash never
 //! blocks a restart.
+//!
+//! The process that ran `shipworm --daemon` does not exit before the daemon
+//! is up: [`detach`] keeps a pipe from it to the daemon, the role calls
+//! [`ready`] once its sockets and tunnel exist and privileges are dropped
+//! (or `main` calls [`failed`] with the start-up error), and only then does
+//! the original process exit, with status 0 or the daemon's status and its
+//! message on the terminal. A service manager or script that starts the
+//! daemon thus sees a bound port, not a race, and a start-up error as a
+//! failed start.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, Write as _};
 use std::os::fd::AsRawFd;
+use std::os::fd::{FromRawFd as _, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use shipworm_core::time::Duration;
 
 use super::cvt;
+use super::poll::{poll, PollFd};
+
+/// How long the original process waits for the daemon's word.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the daemon writes when it is up.
+const READY: &str = "ready";
+
+/// The daemon's end of the readiness pipe until [`ready`] or [`failed`]
+/// consumes it; `None` in a process that did not detach.
+static READINESS: Mutex<Option<File>> = Mutex::new(None);
 
 /// A locked pid file, removed (or, if that is not allowed, emptied) when
 /// dropped.
@@ -93,9 +117,11 @@ impl Drop for PidFile {
 /// Detach from the terminal: fork, start a new session, fork again (so the
 /// daemon is no session leader and can never get a controlling terminal
 /// back), change to `/` (no mount kept busy) and point the standard
-/// descriptors at `/dev/null`. Only the grandchild returns; the parents
-/// exit at once with status 0 without running destructors, so a
-/// [`PidFile`] is not removed by them.
+/// descriptors at `/dev/null`. Only the grandchild returns. The middle
+/// process exits at once with status 0 and the original one when the
+/// daemon calls [`ready`] or [`failed`] (see the module documentation),
+/// both without running destructors, so a [`PidFile`] is not removed by
+/// them.
 ///
 /// Call it before any thread starts: `fork` copies the calling thread only.
 pub fn detach() -> io::Result<()> {
@@ -104,7 +130,28 @@ pub fn detach() -> io::Result<()> {
     // Open before forking so a failure still reaches the terminal.
     // SAFETY: `null` is a NUL-terminated path that lives across the call.
     let fd = cvt(unsafe { libc::open(null.as_ptr(), libc::O_RDWR) })?;
-    fork_and_exit_parent()?;
+    let mut ends = [-1; 2];
+    // SAFETY: `ends` is a writable array of two descriptors. Close-on-exec:
+    // a hook the client runs must not hold the daemon's end open.
+    cvt(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    let [read_end, write_end] = ends;
+    // SAFETY: pipe2 just opened both descriptors and nothing else owns them.
+    let (read_end, write_end) = unsafe {
+        (
+            File::from(OwnedFd::from_raw_fd(read_end)),
+            File::from(OwnedFd::from_raw_fd(write_end)),
+        )
+    };
+    // SAFETY: the process is single-threaded here (see above), so the
+    // child's copy of memory is consistent.
+    if cvt(unsafe { libc::fork() })? != 0 {
+        drop(write_end);
+        let code = wait_for_daemon(read_end);
+        // SAFETY: _exit ends the original process without running
+        // destructors that belong to the daemon now (the pid file).
+        unsafe { libc::_exit(code) };
+    }
+    drop(read_end);
     // SAFETY: plain system call; fails only if already a group leader,
     // which a freshly forked child is not.
     cvt(unsafe { libc::setsid() })?;
@@ -120,7 +167,87 @@ pub fn detach() -> io::Result<()> {
         // SAFETY: `fd` is ours and no longer used.
         unsafe { libc::close(fd) };
     }
+    *READINESS.lock().unwrap_or_else(|p| p.into_inner()) = Some(write_end);
     Ok(())
+}
+
+/// The daemon is up: let the original process exit with status 0. Does
+/// nothing in a process that did not detach, or the second time.
+pub fn ready() {
+    report(READY);
+}
+
+/// Start-up failed: the original process prints `message` (one line) and
+/// exits with `code`. Does nothing in a process that did not detach or
+/// after [`ready`].
+pub fn failed(code: u8, message: &str) {
+    report(&format!("{code} {message}"));
+}
+
+fn report(line: &str) {
+    let end = READINESS.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut end) = end {
+        // The reader may be gone (killed): nothing to tell then.
+        let _ = end.write_all(format!("{}\n", line.replace('\n', " ")).as_bytes());
+    }
+}
+
+/// In the original process: the daemon's word, or the pipe closed without
+/// one (the daemon died), or [`READY_TIMEOUT`]; returns the exit status.
+fn wait_for_daemon(mut pipe: File) -> i32 {
+    let deadline = super::clock::now() + READY_TIMEOUT;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let now = super::clock::now();
+        if now >= deadline {
+            eprintln!(
+                "shipworm: the daemon did not report start-up within {} s; it may still be starting",
+                READY_TIMEOUT.total_millis() / 1000
+            );
+            return 1;
+        }
+        let mut fds = [PollFd::readable(std::os::fd::AsFd::as_fd(&pipe))];
+        if let Err(e) = poll(&mut fds, Some(deadline - now)) {
+            eprintln!("shipworm: cannot wait for the daemon: {e}");
+            return 1;
+        }
+        if !fds[0].is_ready() {
+            continue;
+        }
+        match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                eprintln!("shipworm: cannot read from the daemon: {e}");
+                return 1;
+            }
+        }
+        if got.contains(&b'\n') {
+            break;
+        }
+    }
+    let (code, message) = parse_report(&String::from_utf8_lossy(&got));
+    if let Some(m) = message {
+        eprintln!("shipworm: {m}");
+    }
+    code
+}
+
+/// The exit status and the message to print for what the daemon wrote.
+fn parse_report(text: &str) -> (i32, Option<String>) {
+    let line = text.lines().next().unwrap_or("");
+    if line == READY {
+        return (0, None);
+    }
+    match line.split_once(' ') {
+        Some((code, msg)) if code.parse::<u8>().is_ok() => (
+            code.parse::<u8>().map_or(1, i32::from),
+            Some(msg.to_owned()),
+        ),
+        _ => (1, Some("the daemon exited during start-up".to_owned())),
+    }
 }
 
 fn fork_and_exit_parent() -> io::Result<()> {
@@ -157,6 +284,21 @@ mod test {
         let again = PidFile::lock(&path).unwrap();
         drop(again);
         std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn readiness_reports() {
+        assert_eq!(parse_report("ready\n"), (0, None));
+        assert_eq!(
+            parse_report("2 address 0.0.0.0:3544 is in use\n"),
+            (2, Some("address 0.0.0.0:3544 is in use".to_owned()))
+        );
+        let died = (1, Some("the daemon exited during start-up".to_owned()));
+        assert_eq!(parse_report(""), died);
+        assert_eq!(parse_report("garbage"), died);
+        // Not detached: nothing to report to, and no panic.
+        ready();
+        failed(2, "x");
     }
 
     #[test]
