@@ -515,19 +515,25 @@ fn wait_for_signal(signals: &Signals, limit: Duration) -> Result<Waited, Error> 
     }
 }
 
+/// Reloaded settings with the tunnel's name and hook kept as they were: they
+/// belong to the tunnel made at start, so a change waits for a restart.
+fn keep_tunnel_settings(old: &ClientArgs, new: ClientArgs) -> ClientArgs {
+    if new.interface != old.interface || new.hook != old.hook {
+        warn!("reload: InterfaceName and Hook take effect at the next restart");
+    }
+    ClientArgs {
+        interface: old.interface.clone(),
+        hook: old.hook.clone(),
+        ..new
+    }
+}
+
 /// A SIGHUP while the server names do not resolve yet: the new servers
 /// are tried at once, a new service address or port is bound (the old
 /// socket stays if that fails); the tunnel name and hook wait for a
 /// restart, as in the loop.
 fn reload_before_loop(old: &ClientArgs, new: ClientArgs, udp: &mut UdpSocket) -> ClientArgs {
-    if new.interface != old.interface || new.hook != old.hook {
-        warn!("reload: InterfaceName and Hook take effect at the next restart");
-    }
-    let mut args = ClientArgs {
-        interface: old.interface.clone(),
-        hook: old.hook.clone(),
-        ..new
-    };
+    let mut args = keep_tunnel_settings(old, new);
     if !rebind(old, &mut args, udp) {
         info!("reload: resolving server {} again", args.server);
     }
@@ -652,14 +658,7 @@ impl EventLoop {
     /// The tunnel name and the hook belong to the tunnel set up at start.
     fn on_reload(&mut self, new: ClientArgs, now: Instant) {
         let old = self.args.clone();
-        if new.interface != old.interface || new.hook != old.hook {
-            warn!("reload: InterfaceName and Hook take effect at the next restart");
-        }
-        let mut args = ClientArgs {
-            interface: old.interface.clone(),
-            hook: old.hook.clone(),
-            ..new
-        };
+        let mut args = keep_tunnel_settings(&old, new);
         let rebound = rebind(&old, &mut args, &mut self.udp);
         let servers_of = |a: &ClientArgs| {
             (
