@@ -8,7 +8,8 @@
 #  - a Miredo client behind NAT1 and the native host reach each other
 #    through it: ping both ways, a TCP transfer each way with SHA-256
 #    compared, a UDP burst each way with every datagram checked;
-#  - the same ping both ways with Shipworm's own client behind NAT2;
+#  - the same (ping, TCP and UDP both ways) with Shipworm's own client
+#    behind NAT2;
 #  - forged traffic does not get through: an echo request for the native
 #    host with client1's Teredo source sent from another IPv4 endpoint, and
 #    one with a native source;
@@ -111,6 +112,10 @@ if lab_wait_teredo_addr client2 10 a2; then
     lab_pass "client2 (shipworm) qualified: $a2"
     ping_path client2 "client2 (shipworm) -> native" "$LAB_NATIVE_IP6"
     ping_path native "native -> client2 (shipworm)" "$a2"
+    xfer client2 native "$LAB_NATIVE_IP6" "client2 (shipworm) -> native"
+    xfer native client2 "$a2" "native -> client2 (shipworm)"
+    udp_burst client2 native "$LAB_NATIVE_IP6" "client2 (shipworm) -> native"
+    udp_burst native client2 "$a2" "native -> client2 (shipworm)"
 else
     lab_fail "client2 (shipworm) did not qualify"
 fi
