@@ -21,7 +21,7 @@ if ((EUID != 0)); then
     exit 1
 fi
 
-read -ra TESTS <<<"${LAB_TESTS:-qualify p2p native_via_relay tshark_rsra client_qualify relay client_native client_p2p client_recovery client_forged}"
+read -ra TESTS <<<"${LAB_TESTS:-qualify p2p native_via_relay tshark_rsra client_qualify relay client_native client_p2p client_recovery client_forged client_symmetric}"
 read -ra IMPLS <<<"${LAB_IMPLS:-miredo shipworm}"
 TEST_TIMEOUT=${LAB_TEST_TIMEOUT:-90}
 
