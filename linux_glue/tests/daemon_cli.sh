@@ -11,38 +11,11 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-if [ $# -ge 1 ]; then
-    bin=$(realpath "$1")
-else
-    (cd "$here/../.." && cargo build -q -p shipworm) || exit 1
-    bin="${CARGO_TARGET_DIR:-$here/../../target}/debug/shipworm"
-fi
+# shellcheck source=common.sh
+source "$here/common.sh"
+glue_binary "$@"
 
-ns="swdaemon$$"
-peer="swdaemon$$p"
-tmp=$(mktemp -d)
-# Readable by the unprivileged user the roles switch to: SIGHUP reads the
-# configuration again after that.
-chmod 755 "$tmp"
-pids=()
-failed=0
-
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null
-    done
-    wait 2>/dev/null
-    ip netns del "$ns" 2>/dev/null
-    ip netns del "$peer" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-pass() { echo "ok   $*"; }
-fail() { echo "FAIL $*"; failed=1; }
-in_ns() { ip netns exec "$ns" "$@"; }
-in_peer() { ip netns exec "$peer" "$@"; }
+glue_namespaces swdaemon peer
 
 # check NAME WANT_STATUS WANT_OUTPUT_REGEX -- command...: run to completion;
 # stdout and stderr together must be one line matching the regex.
@@ -57,15 +30,6 @@ check() {
     else
         fail "$name: status $status (want $want), output: $out"
     fi
-}
-
-# wait_for FILE REGEX [TENTHS]: up to 5 s (or TENTHS/10 s) for a log line.
-wait_for() {
-    for _ in $(seq "${3:-50}"); do
-        grep -Eq "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
 }
 
 # qualified_twice: up to 10 s for a second "qualified" line in $clog.

@@ -18,35 +18,11 @@ if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
 fi
 
 here=$(cd "$(dirname "$0")" && pwd)
-if [ $# -ge 1 ]; then
-    bin=$(realpath "$1")
-else
-    (cd "$here/../.." && cargo build -q -p shipworm) || exit 1
-    bin="${CARGO_TARGET_DIR:-$here/../../target}/debug/shipworm"
-fi
+# shellcheck source=common.sh
+source "$here/common.sh"
+glue_binary "$@"
 
-ns="swglue$$"
-peer="swglue$$p"
-tmp=$(mktemp -d)
-pids=()
-failed=0
-
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null
-    done
-    wait 2>/dev/null
-    ip netns del "$ns" 2>/dev/null
-    ip netns del "$peer" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-pass() { echo "ok   $*"; }
-fail() { echo "FAIL $*"; failed=1; }
-in_ns() { ip netns exec "$ns" "$@"; }
-in_peer() { ip netns exec "$peer" "$@"; }
+glue_namespaces swglue peer
 
 # check NAME WANT_STATUS WANT_STDERR_REGEX -- command...: run to completion.
 check() {
@@ -60,15 +36,6 @@ check() {
     else
         fail "$name: status $status (want $want), stderr: $out"
     fi
-}
-
-# wait_for FILE REGEX: up to 5 s for a line to appear in a log.
-wait_for() {
-    for _ in $(seq 50); do
-        grep -Eq "$2" "$1" && return 0
-        sleep 0.1
-    done
-    return 1
 }
 
 # start LOG args...: run the server in the namespace, in the background.
