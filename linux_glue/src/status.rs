@@ -241,7 +241,6 @@ fn string(out: &mut String, s: &str) {
 /// counters (`sockets`: name and value pairs, as documented above).
 pub fn server(j: &mut Json<'_>, config: &ServerConfig, s: &ServerStats, sockets: &[(&str, u64)]) {
     let port = shipworm_core::addr::TEREDO_PORT;
-    let [a, b, c, d] = config.prefix;
     j.strings(
         "addresses",
         [
@@ -251,10 +250,7 @@ pub fn server(j: &mut Json<'_>, config: &ServerConfig, s: &ServerStats, sockets:
     )
     .display(
         "prefix",
-        format_args!(
-            "{}/32",
-            Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
-        ),
+        format_args!("{}/32", prefix_address(config.prefix)),
     )
     .num("mtu", config.mtu.into())
     .obj("stats", |j| {
@@ -274,6 +270,11 @@ pub fn server(j: &mut Json<'_>, config: &ServerConfig, s: &ServerStats, sockets:
     counters(j, "sockets", sockets);
 }
 
+/// The Teredo /32 prefix, from its first four bytes, as an address.
+fn prefix_address([a, b, c, d]: [u8; 4]) -> Ipv6Addr {
+    Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+}
+
 /// The `relay` fields.
 pub fn relay<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>(
     j: &mut Json<'_>,
@@ -284,7 +285,6 @@ pub fn relay<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
     s: &RelayStats,
     sockets: &[(&str, u64)],
 ) {
-    let [a, b, c, d] = config.prefix;
     j.str(
         "kind",
         match config.kind {
@@ -295,10 +295,7 @@ pub fn relay<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
     .str("interface", interface)
     .display(
         "prefix",
-        format_args!(
-            "{}/32",
-            Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
-        ),
+        format_args!("{}/32", prefix_address(config.prefix)),
     )
     .num("mtu", config.mtu.into())
     .display("address", local)
