@@ -97,6 +97,13 @@ configure() {
     # (crt_static_default=false); a router binary must not depend on the
     # router's libc version.
     FLAGS="-C target-feature=+crt-static"
+    case $triple in
+    # The MIPS musl targets compile position-independent (abicalls) code by
+    # default, but a static MIPS binary is linked non-PIE anyway: every call
+    # then still goes through the GOT (load, jalr, delay slot) for nothing.
+    # Non-PIC code is ~9% smaller (lab: 523,932 -> 476,464 bytes on mipsel).
+    mips*) FLAGS+=" -C relocation-model=static" ;;
+    esac
     BUILD_STD=()
     if needs_build_std "$triple" || [ "$profile" = small ]; then
         TOOLCHAIN=$NIGHTLY
@@ -117,6 +124,9 @@ configure() {
             # by a real panic strategy. No panic message, no unwinding
             # machinery: a panic is an immediate trap.
             FLAGS+=" -Z unstable-options -C panic=immediate-abort"
+            # Nothing unwinds and nothing prints a backtrace: the unwind
+            # tables (.eh_frame, ~30 kB on mipsel) would be dead weight.
+            FLAGS+=" -C force-unwind-tables=no"
             ;;
         esac
     else
