@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod hook;
 pub mod logger;
 pub mod privileges;
