@@ -10,19 +10,19 @@
 //! `OLD_LLADDRESS`, `OLD_MTU` describing the previous call (before the
 //! first call: down, `::`, 1280). The rest of the environment is inherited.
 //!
-//! The program is started directly (fork and exec through
-//! `std::process::Command`, no shell) with standard input from /dev/null and
-//! the client's standard output and error. Runs are strictly sequential, in
-//! state-change order, because a hook that adds the new address must not
-//! overtake the one that removes the old. The event loop never waits for a
-//! hook: [`Hooks::poll`] reaps the running one without blocking and starts
-//! the next; one that runs longer than [`HOOK_TIMEOUT`] is killed. Each exit
-//! status is logged.
+//! The program is started directly (no shell) through [`crate::sys::spawn`],
+//! as `std::process::Command` would start it: a name without `/` is looked
+//! up in `PATH`, standard input is /dev/null, standard output and error are
+//! the client's. Runs are strictly sequential, in state-change order,
+//! because a hook that adds the new address must not overtake the one that
+//! removes the old. The event loop never waits for a hook: [`Hooks::poll`]
+//! reaps the running one without blocking and starts the next; one that
+//! runs longer than [`HOOK_TIMEOUT`] is killed. Each exit status is logged.
 
+use core::fmt::Display;
 use core::net::Ipv6Addr;
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
 use log::{debug, error, info, warn};
 use shipworm_core::addr::{CLIENT_LL_CONE, CLIENT_LL_RESTRICTED};
@@ -30,6 +30,7 @@ use shipworm_core::client::DEFAULT_MTU;
 use shipworm_core::time::{Duration, Instant};
 
 use crate::sys::clock;
+use crate::sys::spawn::{spawn, Child};
 
 /// Longest a hook may run before it is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -101,25 +102,25 @@ impl Snapshot {
     }
 }
 
-/// The variables for a call that goes from `old` to `new`.
-pub fn environment(
-    iface: &str,
-    index: u32,
-    old: &Snapshot,
-    new: &Snapshot,
-) -> Vec<(&'static str, String)> {
-    vec![
-        ("IFACE", iface.to_owned()),
-        ("IFINDEX", index.to_string()),
-        ("STATE", new.state.as_str().to_owned()),
-        ("ADDRESS", new.address.to_string()),
-        ("LLADDRESS", new.lladdress().to_string()),
-        ("MTU", new.mtu.to_string()),
-        ("OLD_STATE", old.state.as_str().to_owned()),
-        ("OLD_ADDRESS", old.address.to_string()),
-        ("OLD_LLADDRESS", old.lladdress().to_string()),
-        ("OLD_MTU", old.mtu.to_string()),
-    ]
+/// The variables (`NAME=value`) for a call that goes from `old` to `new`.
+pub fn environment(iface: &str, index: u32, old: &Snapshot, new: &Snapshot) -> Vec<String> {
+    let (lladdress, old_lladdress) = (new.lladdress(), old.lladdress());
+    // One table and one formatting call rather than ten conversions.
+    let vars: [(&str, &dyn Display); 10] = [
+        ("IFACE", &iface),
+        ("IFINDEX", &index),
+        ("STATE", &new.state.as_str()),
+        ("ADDRESS", &new.address),
+        ("LLADDRESS", &lladdress),
+        ("MTU", &new.mtu),
+        ("OLD_STATE", &old.state.as_str()),
+        ("OLD_ADDRESS", &old.address),
+        ("OLD_LLADDRESS", &old_lladdress),
+        ("OLD_MTU", &old.mtu),
+    ];
+    vars.iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect()
 }
 
 struct Running {
@@ -134,7 +135,9 @@ pub struct Hooks {
     iface: String,
     index: u32,
     last: Snapshot,
-    queue: VecDeque<(&'static str, Vec<(&'static str, String)>)>,
+    /// Calls waiting to run, as (previous, new) state: the environment is
+    /// built when the call starts.
+    queue: VecDeque<(Snapshot, Snapshot)>,
     running: Option<Running>,
 }
 
@@ -162,8 +165,7 @@ impl Hooks {
         if new == self.last {
             return;
         }
-        let env = environment(&self.iface, self.index, &self.last, &new);
-        self.queue.push_back((new.state.as_str(), env));
+        self.queue.push_back((self.last, new));
         self.last = new;
         self.poll(now);
     }
@@ -177,41 +179,30 @@ impl Hooks {
     /// Reap a finished hook, kill an overdue one, start the next.
     pub fn poll(&mut self, now: Instant) {
         if let Some(run) = &mut self.running {
+            let state = run.state;
             match run.child.try_wait() {
-                Ok(Some(status)) => {
-                    let took = (now - run.started).total_millis();
-                    if status.success() {
-                        info!("hook (STATE={}) succeeded in {took} ms", run.state);
-                    } else {
-                        warn!("hook (STATE={}) failed: {status}", run.state);
-                    }
-                    self.running = None;
-                }
-                Ok(None) if now - run.started >= HOOK_TIMEOUT => {
-                    warn!(
-                        "hook (STATE={}) still running after {} s: killed",
-                        run.state,
-                        HOOK_TIMEOUT.total_millis() / 1000
-                    );
+                Ok(None) if now - run.started < HOOK_TIMEOUT => return,
+                Ok(None) => {
+                    let secs = HOOK_TIMEOUT.total_millis() / 1000;
+                    warn!("hook (STATE={state}) still running after {secs} s: killed");
                     // Our own child, by its handle: kill then reap.
                     let _ = run.child.kill();
-                    let _ = run.child.wait();
-                    self.running = None;
                 }
-                Ok(None) => return,
-                Err(e) => {
-                    error!("cannot wait for the hook: {e}");
-                    self.running = None;
+                Ok(Some(status)) if status.success() => {
+                    let took = (now - run.started).total_millis();
+                    info!("hook (STATE={state}) succeeded in {took} ms");
                 }
+                Ok(Some(status)) => warn!("hook (STATE={state}) failed: {status}"),
+                Err(e) => error!("cannot wait for the hook: {e}"),
             }
+            self.running = None;
         }
-        while let Some((state, env)) = self.queue.pop_front() {
-            debug!("running hook {} (STATE={state})", self.path.display());
-            match Command::new(&self.path)
-                .envs(env)
-                .stdin(Stdio::null())
-                .spawn()
-            {
+        while let Some((old, new)) = self.queue.pop_front() {
+            let state = new.state.as_str();
+            let path = self.path.display();
+            debug!("running hook {path} (STATE={state})");
+            let env = environment(&self.iface, self.index, &old, &new);
+            match spawn(&self.path, &[], &env) {
                 Ok(child) => {
                     self.running = Some(Running {
                         child,
@@ -220,10 +211,7 @@ impl Hooks {
                     });
                     return;
                 }
-                Err(e) => error!(
-                    "cannot run hook {} (STATE={state}): {e}",
-                    self.path.display()
-                ),
+                Err(e) => error!("cannot run hook {path} (STATE={state}): {e}"),
             }
         }
     }
@@ -238,7 +226,6 @@ impl Hooks {
                 if let Some(mut run) = self.running.take() {
                     warn!("hook (STATE={}) killed at shutdown", run.state);
                     let _ = run.child.kill();
-                    let _ = run.child.wait();
                 }
                 if !self.queue.is_empty() {
                     warn!("{} hook calls skipped at shutdown", self.queue.len());
@@ -255,6 +242,7 @@ impl Hooks {
 #[cfg(test)]
 mod test {
     use super::*;
+    use std::path::Path;
 
     fn up(addr: &str, cone: bool) -> Snapshot {
         Snapshot {
@@ -265,8 +253,9 @@ mod test {
         }
     }
 
-    fn get<'a>(env: &'a [(&'static str, String)], k: &str) -> &'a str {
-        env.iter().find(|(n, _)| *n == k).unwrap().1.as_str()
+    fn get<'a>(env: &'a [String], k: &str) -> &'a str {
+        let value = |v: &'a String| v.strip_prefix(k)?.strip_prefix('=');
+        env.iter().find_map(value).unwrap()
     }
 
     #[test]
@@ -314,25 +303,38 @@ mod test {
         assert_eq!(get(&env, "LLADDRESS"), "fe80::8000:5445:5245:444f");
     }
 
-    /// Runs a real program: `env` writes the environment the hook got to
-    /// standard output, which the test redirects through a script.
-    #[test]
-    fn runs_in_order_without_blocking_and_logs_status() {
-        let dir = std::env::temp_dir().join(format!("swhook{}", std::process::id()));
+    /// A hook script in a fresh directory named `tag`: `body` runs after
+    /// the script appends its `$STATE $ADDRESS $OLD_STATE` to the file
+    /// returned second.
+    fn script(tag: &str, body: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("swhook-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("calls");
         let script = dir.join("hook");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$STATE $ADDRESS $OLD_STATE\" >> {}\n",
-                out.display()
-            ),
-        )
-        .unwrap();
+        let text = format!(
+            "#!/bin/sh\necho \"$STATE $ADDRESS $OLD_STATE\" >> {}\n{body}\n",
+            out.display()
+        );
+        std::fs::write(&script, text).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (script, out)
+    }
 
+    /// Waits (5 s at most) until the script has recorded `n` calls.
+    fn wait_for_calls(out: &Path, n: usize) {
+        for _ in 0..500 {
+            if std::fs::read_to_string(out).is_ok_and(|c| c.lines().count() >= n) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Runs a real program that records the environment it got.
+    #[test]
+    fn runs_in_order_without_blocking_and_logs_status() {
+        let (script, out) = script("order", "exit 3");
         let mut hooks = Hooks::new(script, "teredo", 3);
         let a = up("2001:0:c633:6401::1", false);
         let now = clock::now();
@@ -344,7 +346,38 @@ mod test {
         assert!(!hooks.busy());
         let calls = std::fs::read_to_string(&out).unwrap();
         assert_eq!(calls, "up 2001:0:c633:6401::1 down\ndown :: up\n");
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(out.parent().unwrap()).unwrap();
+    }
+
+    /// A hook past [`HOOK_TIMEOUT`] is killed and reaped, and the next call
+    /// starts; at shutdown a running one is killed and the rest skipped.
+    #[test]
+    fn overdue_hooks_are_killed() {
+        let (script, out) = script("timeout", "[ \"$STATE\" = down ] || exec sleep 30");
+        let mut hooks = Hooks::new(script, "teredo", 3);
+        let a = up("2001::1", false);
+        let now = clock::now();
+        hooks.change(a, now);
+        hooks.change(a.down(), now);
+        // Until `up` has recorded its call (then it sleeps), down waits.
+        wait_for_calls(&out, 1);
+        hooks.poll(now + HOOK_POLL);
+        assert_eq!(hooks.queue.len(), 1);
+        hooks.poll(now + HOOK_TIMEOUT); // up killed, down started
+        assert!(hooks.queue.is_empty());
+        hooks.finish(Duration::from_secs(10));
+        assert!(!hooks.busy());
+
+        let started = clock::now();
+        hooks.change(a, started);
+        hooks.change(a.down(), started);
+        wait_for_calls(&out, 3);
+        hooks.finish(Duration::from_millis(200));
+        assert!(!hooks.busy());
+        assert!(clock::now() - started < Duration::from_secs(10));
+        let calls = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(calls, "up 2001::1 down\ndown :: up\nup 2001::1 down\n");
+        std::fs::remove_dir_all(out.parent().unwrap()).unwrap();
     }
 
     #[test]

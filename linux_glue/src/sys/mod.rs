@@ -17,6 +17,8 @@
 //! - [`raw6`]: the raw IPv6 socket a server forwards native packets through.
 //! - [`poll`]: `poll(2)` over a few descriptors.
 //! - [`signal`]: SIGINT, SIGTERM, SIGHUP and SIGUSR1 as a readable descriptor.
+//! - [`spawn`]: running the client's hook (`posix_spawn(3)`, reaped without
+//!   blocking).
 //! - [`syslog`]: the system log, through the C library.
 //! - [`daemon`]: detaching from the terminal, the locked pid file.
 //! - [`ifaddr`], [`route`]: start-up checks (local IPv4 addresses and their
@@ -40,6 +42,7 @@ pub mod random;
 pub mod raw6;
 pub mod route;
 pub mod signal;
+pub mod spawn;
 pub mod syslog;
 pub mod tun;
 pub mod udp;
