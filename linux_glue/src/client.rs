@@ -30,15 +30,22 @@
 //! [`Client::handle_ipv6`]; their [`Output`] (a datagram to send or a packet
 //! to write to the tunnel, borrowing the input) is carried out at once, and
 //! [`Client::poll_transmit`] is drained after every input.
+//!
+//! Code size (routers, issue #2): the loop's big steps (an input, a drain,
+//! a reload, a status report, the loop itself) are `#[inline(never)]`.
+//! Left alone, LTO folds them into their callers and copies shared parts,
+//! such as the core's transmit path, into several of them: measured 5 to
+//! 10 KB more on mipsel. Both inputs go through one [`EventLoop::input`]
+//! for the same reason, and log lines format in place ([`Secs`], [`Nat`],
+//! [`Maybe`]) instead of building a `String` per value.
 
-use core::fmt::Write as _;
-use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use core::fmt::{self, Display, Write as _};
+use core::net::{Ipv4Addr, SocketAddrV4};
 use std::io;
-use std::net::ToSocketAddrs;
 use std::os::fd::AsFd;
 
 use log::{debug, error, info, warn};
-use shipworm_core::addr::{is_global_unicast, TeredoAddr, TEREDO_PORT};
+use shipworm_core::addr::{is_global_unicast, TeredoAddr};
 use shipworm_core::client::{
     Client, Config, DataDrop, Destination, Event, NatMapping, NatType, Output, RaDrop, State,
 };
@@ -46,6 +53,7 @@ use shipworm_core::time::{Duration, Instant};
 
 use crate::cli::{ClientArgs, ProcessArgs, Reload, Role};
 use crate::config as conf;
+use crate::dns;
 use crate::hook::{HookState, Hooks, Snapshot, HOOK_POLL};
 use crate::privileges::{Keep, Target};
 
@@ -55,7 +63,7 @@ use crate::sys::clock;
 use crate::sys::netlink::{self, Monitor, Netlink, Op};
 use crate::sys::poll::{poll, PollFd};
 use crate::sys::random::OsRng;
-use crate::sys::signal::{Signal, Signals};
+use crate::sys::signal::Signals;
 use crate::sys::tun::Tun;
 use crate::sys::udp::UdpSocket;
 
@@ -100,15 +108,12 @@ struct Servers {
 
 /// An IPv4 address literal, or the first IPv4 address `host` resolves to.
 fn resolve(host: &str) -> io::Result<Ipv4Addr> {
-    if let Ok(addr) = host.parse() {
-        return Ok(addr);
-    }
-    (host, TEREDO_PORT)
-        .to_socket_addrs()?
-        .find_map(|sa| match sa {
-            SocketAddr::V4(a) => Some(*a.ip()),
-            SocketAddr::V6(_) => None,
-        })
+    // The first address, as getaddrinfo's first result was: the resolver
+    // keeps the order the hosts file or the DNS answer gave.
+    let addrs = dns::lookup_ipv4(host)?;
+    addrs
+        .first()
+        .copied()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no IPv4 address"))
 }
 
@@ -126,7 +131,7 @@ fn resolve_servers(args: &ClientArgs) -> Result<Servers, String> {
             }
         },
     };
-    for addr in [Some(primary), fallback].into_iter().flatten() {
+    for addr in core::iter::once(primary).chain(fallback) {
         if !is_global_unicast(addr) {
             warn!("server {addr} is not a global unicast IPv4 address (RFC 4380 §5.2.4)");
         }
@@ -150,26 +155,78 @@ fn config(args: &ClientArgs, servers: Servers, local_port: u16) -> Config {
     config
 }
 
-/// `1.234` seconds.
-fn secs(d: Duration) -> String {
-    let ms = d.total_millis();
-    format!("{}.{:03}", ms / 1000, ms % 1000)
+/// A duration as `1.234` (seconds), written straight into the log line:
+/// no `String` per message.
+struct Secs(Duration);
+
+impl Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.total_millis();
+        write!(f, "{}.{:03}", ms / 1000, ms % 1000)
+    }
 }
 
-fn describe_nat(nat: NatType) -> String {
-    let mut s = String::from(match nat.mapping {
-        NatMapping::ConeOrRestricted => "not symmetric (cone or restricted)",
-        NatMapping::NotTested => "not tested (no secondary server address)",
-        NatMapping::SecondaryNoReply => {
-            "unknown: the server's secondary address did not answer, a symmetric NAT is possible"
-        }
-    });
-    match nat.port_preserving {
-        Some(true) => s.push_str(", port-preserving"),
-        Some(false) => s.push_str(", port-changing"),
-        None => {}
+/// What qualification found out about the NAT, in words.
+struct Nat(NatType);
+
+impl Display for Nat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0.mapping {
+            NatMapping::ConeOrRestricted => "not symmetric (cone or restricted)",
+            NatMapping::NotTested => "not tested (no secondary server address)",
+            NatMapping::SecondaryNoReply => {
+                "unknown: the server's secondary address did not answer, a symmetric NAT is possible"
+            }
+        })?;
+        f.write_str(match self.0.port_preserving {
+            Some(true) => ", port-preserving",
+            Some(false) => ", port-changing",
+            None => "",
+        })
     }
-    s
+}
+
+/// An optional part of a log line: `prefix value suffix`, or nothing
+/// without a value.
+struct Maybe<'a>(&'static str, Option<&'a dyn Display>, &'static str);
+
+impl Display for Maybe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(value) => write!(f, "{}{value}{}", self.0, self.2),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `, fallback <address>` when there is a fallback server.
+fn and_fallback(fallback: &Option<Ipv4Addr>) -> Maybe<'_> {
+    Maybe(
+        ", fallback ",
+        fallback.as_ref().map(|f| f as &dyn Display),
+        "",
+    )
+}
+
+/// Add ` name=N` to a status line's list of drop reasons (a colon opens
+/// the list) unless `n` is zero.
+fn push_drops(list: &mut String, name: &str, n: u64) {
+    if n > 0 {
+        if list.is_empty() {
+            list.push(':');
+        }
+        let _ = write!(list, " {name}={n}");
+    }
+}
+
+/// A start-up step failed: `what`, and why.
+fn startup(what: &str, e: io::Error) -> Error {
+    Error::Startup(format!("{what}: {e}"))
+}
+
+/// The loop cannot go on: `what` failed, and why.
+fn runtime(what: &str, e: io::Error) -> Error {
+    Error::Runtime(format!("{what}: {e}"))
 }
 
 /// Settings applied to the tunnel directly, through netlink.
@@ -305,6 +362,15 @@ impl Iface {
     }
 }
 
+/// Where [`EventLoop::input`]'s bytes came from.
+#[derive(Clone, Copy)]
+enum Input {
+    /// A datagram to the service port from this address.
+    Udp(SocketAddrV4),
+    /// A packet the host sent into the tunnel.
+    Tunnel,
+}
+
 /// What the glue itself counts.
 #[derive(Debug, Default)]
 struct Counters {
@@ -351,9 +417,8 @@ fn write_tunnel(tun: &Tun, counters: &mut Counters, packet: &[u8]) {
 /// client until SIGINT or SIGTERM. SIGHUP reads the configuration again
 /// through `reload` (see [`EventLoop::on_reload`]).
 pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
-    let signals = Signals::install()
-        .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
-    let rng = OsRng::new().map_err(|e| Error::Startup(format!("getrandom(2) failed: {e}")))?;
+    let signals = Signals::install().map_err(|e| startup("cannot set up signal handling", e))?;
+    let rng = OsRng::new().map_err(|e| startup("getrandom(2) failed", e))?;
     let target = Target::for_role(
         process.user.as_deref(),
         process.chroot.as_deref(),
@@ -367,8 +432,7 @@ pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Resul
             _ => format!("cannot create tunnel interface {}: {e}", args.interface),
         })
     })?;
-    let mut nl = Netlink::open()
-        .map_err(|e| Error::Startup(format!("cannot open a netlink socket: {e}")))?;
+    let mut nl = Netlink::open().map_err(|e| startup("cannot open a netlink socket", e))?;
     // Part of creating the tunnel, so also done when a hook configures it.
     // Not fatal: the tunnel works with the defaults.
     if let Err(e) = nl.setup_link(tun.index(), TXQUEUELEN) {
@@ -377,8 +441,7 @@ pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Resul
             tun.name()
         );
     }
-    let monitor =
-        Monitor::open().map_err(|e| Error::Startup(format!("cannot watch IPv4 changes: {e}")))?;
+    let monitor = Monitor::open().map_err(|e| startup("cannot watch IPv4 changes", e))?;
     let local = SocketAddrV4::new(args.bind, args.port);
     let mut udp = UdpSocket::bind(local, SOCKET_BUFFER).map_err(|e| {
         Error::Startup(match e.kind() {
@@ -391,7 +454,7 @@ pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Resul
     })?;
     let local = udp
         .local_addr()
-        .map_err(|e| Error::Startup(format!("cannot read the bound address: {e}")))?;
+        .map_err(|e| startup("cannot read the bound address", e))?;
     let mut iface = match &args.hook {
         Some(path) => {
             info!("hook {} configures {}", path.display(), tun.name());
@@ -420,7 +483,7 @@ pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Resul
         match resolve_servers(&args) {
             Ok(s) => break s,
             Err(e) => {
-                warn!("{e}; retrying in {} s", secs(RESOLVE_RETRY));
+                warn!("{e}; retrying in {} s", Secs(RESOLVE_RETRY));
                 match wait_for_signal(&signals, RESOLVE_RETRY)? {
                     Waited::Stop => {
                         iface.shutdown(Snapshot::INITIAL);
@@ -443,10 +506,7 @@ pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Resul
         "Teredo client on {} from UDP {local}, server {}{}",
         tun.name(),
         servers.primary,
-        servers
-            .fallback
-            .map(|f| format!(", fallback {f}"))
-            .unwrap_or_default()
+        and_fallback(&servers.fallback)
     );
     EventLoop {
         client: Box::new(Client::new(config(&args, servers, local.port()), rng, now)),
@@ -483,36 +543,58 @@ enum Waited {
     Elapsed,
 }
 
+/// The signal handler while the server names do not resolve yet: there is
+/// no loop to report on or to reload into.
+struct Waiting<'a> {
+    signals: &'a Signals,
+    reload: bool,
+}
+
+impl SignalHandler for Waiting<'_> {
+    fn signals(&self) -> &Signals {
+        self.signals
+    }
+
+    fn on_status(&mut self) {
+        info!("status: waiting for the server name to resolve");
+    }
+
+    fn on_reload(&mut self) {
+        self.reload = true;
+    }
+}
+
 /// Wait up to `limit` for a signal that stops or reloads (SIGUSR1 has
 /// nothing to report before the loop runs).
 fn wait_for_signal(signals: &Signals, limit: Duration) -> Result<Waited, Error> {
     let deadline = clock::now() + limit;
+    let mut waiting = Waiting {
+        signals,
+        reload: false,
+    };
     loop {
         let now = clock::now();
         if now >= deadline {
             return Ok(Waited::Elapsed);
         }
         let mut fds = [PollFd::readable(signals.as_fd())];
-        poll(&mut fds, Some(deadline - now))
-            .map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
-        let mut reload = false;
-        while let Some(s) = signals
-            .read()
-            .map_err(|e| Error::Runtime(format!("cannot read signals: {e}")))?
-        {
-            match s {
-                Signal::Interrupt | Signal::Terminate => {
-                    info!("{s} received, stopping");
-                    return Ok(Waited::Stop);
-                }
-                Signal::Hangup => reload = true,
-                Signal::User1 => info!("status: waiting for the server name to resolve"),
-            }
+        poll(&mut fds, Some(deadline - now)).map_err(|e| runtime("poll failed", e))?;
+        if role::handle_signals(&mut waiting)? {
+            return Ok(Waited::Stop);
         }
-        if reload {
+        if waiting.reload {
             return Ok(Waited::Reload);
         }
     }
+}
+
+/// Whether `a` and `b` name the same servers and refresh interval: the
+/// settings the core fixes at creation.
+fn same_servers(a: &ClientArgs, b: &ClientArgs) -> bool {
+    a.server == b.server
+        && a.server2 == b.server2
+        && a.fallback == b.fallback
+        && a.refresh_interval == b.refresh_interval
 }
 
 /// Reloaded settings with the tunnel's name and hook kept as they were: they
@@ -593,6 +675,8 @@ struct EventLoop {
 }
 
 impl EventLoop {
+    /// Poll, handle what is ready, drain, until SIGINT or SIGTERM.
+    #[inline(never)] // see "Code size" in the module documentation
     fn run(mut self) -> Result<(), Error> {
         self.drain(clock::now());
         loop {
@@ -608,7 +692,7 @@ impl EventLoop {
                     PollFd::readable(self.monitor.as_fd()),
                     self.status.poll_fd(),
                 ];
-                poll(&mut fds, timeout).map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
+                poll(&mut fds, timeout).map_err(|e| runtime("poll failed", e))?;
                 let [s, u, t, m, st] = &fds;
                 let ready = |f: &PollFd<'_>| f.is_ready();
                 (ready(s), ready(u), ready(t), ready(m), ready(st))
@@ -656,40 +740,44 @@ impl EventLoop {
     /// qualification (the core fixes these at creation, so its peer table
     /// starts over then). Anything else keeps the address and the peers.
     /// The tunnel name and the hook belong to the tunnel set up at start.
+    #[inline(never)] // see "Code size" in the module documentation
     fn on_reload(&mut self, new: ClientArgs, now: Instant) {
-        let old = self.args.clone();
-        let mut args = keep_tunnel_settings(&old, new);
-        let rebound = rebind(&old, &mut args, &mut self.udp);
-        let servers_of = |a: &ClientArgs| {
-            (
-                a.server.clone(),
-                a.server2,
-                a.fallback.clone(),
-                a.refresh_interval,
-            )
-        };
+        let old = &self.args;
+        let mut args = keep_tunnel_settings(old, new);
+        let rebound = rebind(old, &mut args, &mut self.udp);
         let mut servers = self.servers;
-        if servers_of(&args) != servers_of(&old) {
+        let mut new_servers = !same_servers(&args, old);
+        if new_servers {
             match resolve_servers(&args) {
                 Ok(s) => servers = s,
                 Err(e) => {
                     error!("reload: {e}; keeping server {}", self.servers.primary);
-                    (
-                        args.server,
-                        args.server2,
-                        args.fallback,
-                        args.refresh_interval,
-                    ) = servers_of(&old);
+                    args.server.clone_from(&old.server);
+                    args.server2 = old.server2;
+                    args.fallback.clone_from(&old.fallback);
+                    args.refresh_interval = old.refresh_interval;
+                    new_servers = false;
                 }
             }
         }
-        let requalify = rebound || servers_of(&args) != servers_of(&old);
         self.args = args;
-        if !requalify {
+        if !(rebound || new_servers) {
             info!("reload: server and service port unchanged; address and peers kept");
             return;
         }
         let port = self.udp.local_addr().map_or(self.args.port, |a| a.port());
+        info!(
+            "reload: qualifying again with server {} from UDP port {port}",
+            servers.primary
+        );
+        self.qualifying_since = now;
+        self.restart(servers, port, now);
+    }
+
+    /// Start over with `servers` and the service port `port`: the core fixes
+    /// both at creation, so a new one (with an empty peer table) qualifies.
+    #[inline(never)] // see "Code size" in the module documentation
+    fn restart(&mut self, servers: Servers, port: u16, now: Instant) {
         let rng = match OsRng::new() {
             Ok(r) => r,
             Err(e) => {
@@ -697,19 +785,15 @@ impl EventLoop {
                 return;
             }
         };
-        info!(
-            "reload: qualifying again with server {} from UDP port {port}",
-            servers.primary
-        );
         self.servers = servers;
         *self.client = Client::new(config(&self.args, servers, port), rng, now);
         self.requalifying = None;
-        self.qualifying_since = now;
         self.set_state(self.state.down(), now);
         self.drain(now);
     }
 
     /// Answer status socket clients (see [`crate::status`]).
+    #[inline(never)] // see "Code size" in the module documentation
     fn serve_status(&mut self) {
         let now = clock::now();
         let view = ClientView {
@@ -750,13 +834,15 @@ impl EventLoop {
         });
     }
 
+    /// SIGUSR1: state and counters, one log line each.
+    #[inline(never)] // see "Code size" in the module documentation
     fn log_status(&self) {
         let state = match self.client.state() {
             State::Qualifying => "qualifying".to_owned(),
             State::Qualified => "qualified".to_owned(),
             State::Offline { retry_at } => format!(
                 "off-line, retrying in {} s",
-                secs(retry_at.saturating_duration_since(clock::now()))
+                Secs(retry_at.saturating_duration_since(clock::now()))
             ),
         };
         match self.client.qualification() {
@@ -766,36 +852,28 @@ impl EventLoop {
                 q.address.mapped(),
                 q.mtu,
                 q.server,
-                describe_nat(q.nat)
+                Nat(q.nat)
             ),
             None => info!("status: {state}, no address"),
         }
         let s = self.client.stats();
         let mut drops = String::new();
-        for reason in RaDrop::ALL {
-            let n = s.ra_drops(reason);
-            if n > 0 {
-                let _ = write!(drops, " {}={n}", reason.name());
-            }
+        for r in RaDrop::ALL {
+            push_drops(&mut drops, r.name(), s.ra_drops(r));
         }
         info!(
-            "stats: {} router solicitations sent, {} advertisements accepted, {} dropped{}{}",
+            "stats: {} router solicitations sent, {} advertisements accepted, {} dropped{drops}",
             s.rs_sent,
             s.ra_accepted,
             s.total_ra_drops(),
-            if drops.is_empty() { "" } else { ":" },
-            drops
         );
         let mut drops = String::new();
-        for reason in DataDrop::ALL {
-            let n = s.data_drops(reason);
-            if n > 0 {
-                let _ = write!(drops, " {}={n}", reason.name());
-            }
+        for r in DataDrop::ALL {
+            push_drops(&mut drops, r.name(), s.data_drops(r));
         }
         info!(
             "data: {} peers, {} delivered, {} sent direct, {} queued ({} released), \
-             {} bubbles sent, {} received, {} echo tests, {} ICMPv6 errors, {} dropped{}{}",
+             {} bubbles sent, {} received, {} echo tests, {} ICMPv6 errors, {} dropped{drops}",
             self.client.peers().len(),
             s.delivered,
             s.sent_direct,
@@ -806,8 +884,6 @@ impl EventLoop {
             s.echo_requests_sent,
             s.icmp_errors_sent,
             s.total_data_drops(),
-            if drops.is_empty() { "" } else { ":" },
-            drops
         );
         let c = &self.counters;
         info!(
@@ -826,22 +902,7 @@ impl EventLoop {
     fn on_udp(&mut self, now: Instant) {
         for _ in 0..PER_WAKE {
             match self.udp.recv_from(&mut self.buf) {
-                Ok((n, from)) => {
-                    let EventLoop {
-                        client,
-                        udp,
-                        tun,
-                        buf,
-                        out,
-                        counters,
-                        ..
-                    } = self;
-                    counters.received += 1;
-                    let data = buf.get(..n).unwrap_or_default();
-                    let output = client.handle_udp(now, from, data, out);
-                    deliver(udp, tun, counters, output);
-                    self.drain(now);
-                }
+                Ok((n, from)) => self.input(now, Input::Udp(from), n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     debug!("receive: {e}");
@@ -854,22 +915,7 @@ impl EventLoop {
     fn on_tunnel(&mut self, now: Instant) {
         for _ in 0..PER_WAKE {
             match self.tun.read(&mut self.buf) {
-                Ok(Some(n)) => {
-                    let EventLoop {
-                        client,
-                        udp,
-                        tun,
-                        buf,
-                        out,
-                        counters,
-                        ..
-                    } = self;
-                    counters.tunnel_read += 1;
-                    let packet = buf.get(..n).unwrap_or_default();
-                    let output = client.handle_ipv6(now, packet, out);
-                    deliver(udp, tun, counters, output);
-                    self.drain(now);
-                }
+                Ok(Some(n)) => self.input(now, Input::Tunnel, n),
                 Ok(None) => return,
                 Err(e) => {
                     debug!("read from {}: {e}", self.tun.name());
@@ -877,6 +923,35 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// Hand the first `n` bytes of the receive buffer to the core, carry
+    /// out its answer and drain it. One body for both inputs: the core's
+    /// packet paths are inlined here once.
+    #[inline(never)] // see "Code size" in the module documentation
+    fn input(&mut self, now: Instant, from: Input, n: usize) {
+        let EventLoop {
+            client,
+            udp,
+            tun,
+            buf,
+            out,
+            counters,
+            ..
+        } = self;
+        let data = buf.get(..n).unwrap_or_default();
+        let output = match from {
+            Input::Udp(remote) => {
+                counters.received += 1;
+                client.handle_udp(now, remote, data, out)
+            }
+            Input::Tunnel => {
+                counters.tunnel_read += 1;
+                client.handle_ipv6(now, data, out)
+            }
+        };
+        deliver(udp, tun, counters, output);
+        self.drain(now);
     }
 
     /// Read the notifications; any relevant one (or lost ones) schedules a
@@ -917,6 +992,7 @@ impl EventLoop {
     }
 
     /// Send what the core has queued and act on its events.
+    #[inline(never)] // see "Code size" in the module documentation
     fn drain(&mut self, now: Instant) {
         while let Some(t) = self.client.poll_transmit(now, &mut self.out) {
             let data = self.out.get(..t.len).unwrap_or_default();
@@ -933,7 +1009,7 @@ impl EventLoop {
             // when every solicited address has answered.
             if self.client.state() == State::Qualified && self.client.stats().ra_accepted >= answers
             {
-                info!("re-qualified in {} s: address unchanged", secs(now - t0));
+                info!("re-qualified in {} s: address unchanged", Secs(now - t0));
                 self.requalifying = None;
             }
         }
@@ -971,25 +1047,26 @@ impl EventLoop {
             } => {
                 info!(
                     "qualified in {} s with server {server}: address {}, mapping {}, NAT {}, MTU {mtu}",
-                    secs(now - self.qualifying_since),
+                    Secs(now - self.qualifying_since),
                     address.to_ipv6(),
                     address.mapped(),
-                    describe_nat(nat)
+                    Nat(nat)
                 );
                 self.requalifying = None;
                 self.set_state(Self::up_state(address, mtu), now);
             }
             Event::MappingChanged { old, new } => {
-                let after = self
-                    .requalifying
-                    .take()
-                    .map(|(t0, _)| format!(" (re-qualified in {} s)", secs(now - t0)))
-                    .unwrap_or_default();
+                let took = self.requalifying.take().map(|(t0, _)| Secs(now - t0));
                 info!(
-                    "mapping changed from {} to {}: address {}{after}",
+                    "mapping changed from {} to {}: address {}{}",
                     old.mapped(),
                     new.mapped(),
-                    new.to_ipv6()
+                    new.to_ipv6(),
+                    Maybe(
+                        " (re-qualified in ",
+                        took.as_ref().map(|t| t as &dyn Display),
+                        " s)"
+                    )
                 );
                 let mtu = self.state.mtu;
                 self.set_state(Self::up_state(new, mtu), now);
@@ -1015,7 +1092,7 @@ impl EventLoop {
             Event::Offline { server, retry_at } => {
                 warn!(
                     "no answer from server {server}: off-line, trying again in {} s",
-                    secs(retry_at.saturating_duration_since(now))
+                    Secs(retry_at.saturating_duration_since(now))
                 );
                 self.set_state(self.state.down(), now);
                 self.resolve_again = true;
@@ -1030,7 +1107,7 @@ impl EventLoop {
                     "behind a symmetric NAT: server {server} saw mapping {primary} on its \
                      primary and {secondary} on its secondary address. This client cannot \
                      work behind a symmetric NAT yet; testing again in {} s",
-                    secs(retry_at.saturating_duration_since(now))
+                    Secs(retry_at.saturating_duration_since(now))
                 );
                 self.set_state(self.state.down(), now);
             }
@@ -1039,6 +1116,7 @@ impl EventLoop {
 
     /// Server names may point elsewhere now; a changed result restarts the
     /// client with the new addresses.
+    #[inline(never)] // see "Code size" in the module documentation
     fn resolve_again_now(&mut self, now: Instant) {
         let literal = |h: &str| h.parse::<Ipv4Addr>().is_ok();
         if literal(&self.args.server) && self.args.fallback.as_deref().is_none_or(literal) {
@@ -1049,24 +1127,10 @@ impl EventLoop {
                 info!(
                     "server now resolves to {}{}: qualifying with it",
                     servers.primary,
-                    servers
-                        .fallback
-                        .map(|f| format!(", fallback {f}"))
-                        .unwrap_or_default()
+                    and_fallback(&servers.fallback)
                 );
                 let port = self.client.config().local_port.unwrap_or(0);
-                let rng = match OsRng::new() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        error!("getrandom(2) failed: {e}");
-                        return;
-                    }
-                };
-                self.servers = servers;
-                *self.client = Client::new(config(&self.args, servers, port), rng, now);
-                self.requalifying = None;
-                self.set_state(self.state.down(), now);
-                self.drain(now);
+                self.restart(servers, port, now);
             }
             Ok(_) => {}
             Err(e) => warn!("{e}; keeping {}", self.servers.primary),
@@ -1156,16 +1220,52 @@ mod test {
 
     #[test]
     fn descriptions() {
-        assert_eq!(secs(Duration::from_millis(1234)), "1.234");
-        assert_eq!(secs(Duration::from_millis(5)), "0.005");
+        assert_eq!(Secs(Duration::from_millis(1234)).to_string(), "1.234");
+        assert_eq!(Secs(Duration::from_millis(5)).to_string(), "0.005");
         let nat = NatType {
             mapping: NatMapping::ConeOrRestricted,
             port_preserving: Some(true),
         };
         assert_eq!(
-            describe_nat(nat),
+            Nat(nat).to_string(),
             "not symmetric (cone or restricted), port-preserving"
         );
         assert_eq!(shipworm_core::client::DEFAULT_MTU, Snapshot::INITIAL.mtu);
+        let fallback = Some(Ipv4Addr::new(203, 0, 113, 1));
+        assert_eq!(
+            and_fallback(&fallback).to_string(),
+            ", fallback 203.0.113.1"
+        );
+        assert_eq!(and_fallback(&None).to_string(), "");
+        let took = Secs(Duration::from_millis(20));
+        assert_eq!(
+            Maybe(" (in ", Some(&took), " s)").to_string(),
+            " (in 0.020 s)"
+        );
+        let mut drops = String::new();
+        push_drops(&mut drops, "a", 0);
+        assert_eq!(drops, "");
+        push_drops(&mut drops, "b", 2);
+        push_drops(&mut drops, "c", 1);
+        assert_eq!(drops, ": b=2 c=1");
+    }
+
+    #[test]
+    fn server_settings() {
+        let a = args("192.0.2.7");
+        assert!(same_servers(&a, &a.clone()));
+        let b = ClientArgs {
+            port: 9,
+            interface: "other".to_owned(),
+            ..a.clone()
+        };
+        assert!(same_servers(&a, &b));
+        let c = ClientArgs {
+            refresh_interval: Some(Duration::from_secs(10)),
+            ..a.clone()
+        };
+        assert!(!same_servers(&a, &c));
+        let kept = keep_tunnel_settings(&a, b);
+        assert_eq!((kept.interface.as_str(), kept.port), ("teredo", 9));
     }
 }
