@@ -5,29 +5,34 @@
 //! itself only formats; [`set_level`] changes it at any time (SIGHUP).
 //! Each line is assembled in a fixed buffer and written with one
 //! `write(2)`, so lines from concurrent processes sharing a log file do not
-//! interleave mid-line. Syslog gets the message alone: the C library adds
-//! the name, the process id and the time, and the level becomes the
-//! priority (trace and debug both `LOG_DEBUG`).
+//! interleave mid-line. Syslog gets the message alone: [`syslog::frame`]
+//! adds the name, the process id and the time, and the level becomes the
+//! severity (trace and debug both `LOG_DEBUG`). Without a syslog daemon
+//! the messages are dropped; standard error is used only if no socket can
+//! be created at all.
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::sys::syslog::{self, Facility, Severity};
+use crate::sys::syslog::{self, Facility, Severity, Syslog};
 
 /// Longest line written; longer messages are cut (and end in `…`).
 const LINE_MAX: usize = 512;
 
 struct StderrLogger {
     pid: AtomicU32,
-    syslog: AtomicBool,
+    /// Set once by [`use_syslog`].
+    syslog: OnceLock<Syslog>,
 }
 
 static LOGGER: StderrLogger = StderrLogger {
     pid: AtomicU32::new(0),
-    syslog: AtomicBool::new(false),
+    syslog: OnceLock::new(),
 };
 
 /// Send the `log` macros to standard error, showing `level` and above.
@@ -40,10 +45,16 @@ pub fn init(level: LevelFilter) {
     log::set_max_level(level);
 }
 
-/// Log to syslog with `facility` from now on instead of standard error.
+/// Log to syslog with `facility` from now on instead of standard error
+/// (only the first call counts). Standard error stays if no socket can be
+/// created.
 pub fn use_syslog(facility: Facility) {
-    syslog::open(facility);
-    LOGGER.syslog.store(true, Ordering::Relaxed);
+    match Syslog::open(Path::new(syslog::DEV_LOG), facility) {
+        Ok(s) => {
+            let _ = LOGGER.syslog.set(s);
+        }
+        Err(e) => log::warn!("cannot log to syslog: {e}"),
+    }
 }
 
 /// Show `level` and above from now on.
@@ -61,19 +72,28 @@ impl Log for StderrLogger {
             return;
         }
         let mut line = Line::default();
-        if self.syslog.load(Ordering::Relaxed) {
+        let pid = self.pid.load(Ordering::Relaxed);
+        if let Some(syslog) = self.syslog.get() {
             let severity = match record.level() {
                 Level::Error => Severity::Error,
                 Level::Warn => Severity::Warning,
                 Level::Info => Severity::Info,
                 Level::Debug | Level::Trace => Severity::Debug,
             };
-            let _ = write!(line, "{}", record.args());
+            let _ = line.write_fmt(*record.args());
             let text = line.finish();
             // Without the newline; the buffer holds valid UTF-8 (cut on a
             // character boundary).
             let text = text.get(..text.len().saturating_sub(1)).unwrap_or_default();
-            syslog::send(severity, core::str::from_utf8(text).unwrap_or_default());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            syslog.send(
+                severity,
+                pid,
+                now,
+                core::str::from_utf8(text).unwrap_or_default(),
+            );
             return;
         }
         let level = match record.level() {
@@ -83,7 +103,6 @@ impl Log for StderrLogger {
             Level::Debug => "debug",
             Level::Trace => "trace",
         };
-        let pid = self.pid.load(Ordering::Relaxed);
         // Line::write_str never fails; it truncates instead.
         let _ = write!(line, "shipworm[{pid}]: {level}: {}", record.args());
         let _ = std::io::stderr().write_all(line.finish());

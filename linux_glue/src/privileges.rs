@@ -54,6 +54,7 @@
 //! library's name-service files (it resolves again when the server is
 //! lost); a hook path is looked up inside it too.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use log::{debug, info};
@@ -111,32 +112,38 @@ impl Target {
 
     /// Look `user` up (refusing root) and check `chroot` is a directory.
     pub fn resolve(user: &str, chroot: Option<&Path>) -> Result<Target, Error> {
-        let account = user::lookup(user)
-            .map_err(|e| Error::Startup(format!("cannot look up user '{user}': {e}")))?
-            .ok_or_else(|| {
-                Error::Startup(format!(
-                    "no user '{user}' to run as; create it or choose another with '--user'"
-                ))
-            })?;
+        let account = match user::lookup(user) {
+            Ok(Some(account)) => account,
+            Ok(None) => {
+                return Err(startup(&[
+                    "no user '",
+                    user,
+                    "' to run as; create it or choose another with '--user'",
+                ]))
+            }
+            Err(e) => return Err(failed(&["cannot look up user '", user, "'"], &e)),
+        };
         if account.uid == 0 {
-            return Err(Error::Startup(format!(
-                "refusing to run as '{user}' (user ID 0): name an unprivileged user with '--user'"
-            )));
+            return Err(startup(&[
+                "refusing to run as '",
+                user,
+                "' (user ID 0): name an unprivileged user with '--user'",
+            ]));
         }
-        Target::stay(chroot).map(|t| Target {
-            user: Some((user.to_owned(), account)),
-            ..t
-        })
+        let mut target = Target::stay(chroot)?;
+        target.user = Some((user.to_owned(), account));
+        Ok(target)
     }
 
     /// Keep the current user (only `chroot` and `NO_NEW_PRIVS` apply).
     pub fn stay(chroot: Option<&Path>) -> Result<Target, Error> {
         if let Some(dir) = chroot {
             if !dir.is_dir() {
-                return Err(Error::Startup(format!(
-                    "'{}' for '--chroot' is not a directory",
-                    dir.display()
-                )));
+                return Err(startup(&[
+                    "'",
+                    &dir.to_string_lossy(),
+                    "' for '--chroot' is not a directory",
+                ]));
             }
         }
         Ok(Target {
@@ -154,56 +161,87 @@ impl Target {
     /// a start-up error: running with more privileges than asked is not an
     /// option.
     pub fn apply(&self, keep: Keep) -> Result<(), Error> {
-        let fail = |what: &str, e: std::io::Error| Error::Startup(format!("{what}: {e}"));
         if let Some(dir) = &self.chroot {
             user::chroot(dir)
-                .map_err(|e| fail(&format!("cannot chroot to {}", dir.display()), e))?;
+                .map_err(|e| failed(&["cannot chroot to ", &dir.to_string_lossy()], &e))?;
         }
         match &self.user {
             Some((name, account)) if is_root() => {
                 let set = CapSet::of(keep.caps());
-                caps::limit_bounding_set(set)
-                    .map_err(|e| fail("cannot limit the capability bounding set", e))?;
-                caps::keep_across_setuid(set != CapSet::EMPTY)
-                    .map_err(|e| fail("cannot set PR_SET_KEEPCAPS", e))?;
-                user::become_user(*account)
-                    .map_err(|e| fail(&format!("cannot switch to user '{name}'"), e))?;
                 let inheritable = match keep {
                     Keep::NetAdminInherited => set,
                     _ => CapSet::EMPTY,
                 };
-                caps::set(set, set, inheritable).map_err(|e| fail("capset(2) failed", e))?;
+                step(
+                    caps::limit_bounding_set(set),
+                    "cannot limit the capability bounding set",
+                )?;
+                step(
+                    caps::keep_across_setuid(set != CapSet::EMPTY),
+                    "cannot set PR_SET_KEEPCAPS",
+                )?;
+                user::become_user(*account)
+                    .map_err(|e| failed(&["cannot switch to user '", name, "'"], &e))?;
+                step(caps::set(set, set, inheritable), "capset(2) failed")?;
                 if keep == Keep::NetAdminInherited {
-                    caps::set_ambient(keep.caps())
-                        .map_err(|e| fail("cannot raise the ambient capabilities", e))?;
+                    step(
+                        caps::set_ambient(keep.caps()),
+                        "cannot raise the ambient capabilities",
+                    )?;
                 }
-                caps::keep_across_setuid(false)
-                    .map_err(|e| fail("cannot clear PR_SET_KEEPCAPS", e))?;
+                step(
+                    caps::keep_across_setuid(false),
+                    "cannot clear PR_SET_KEEPCAPS",
+                )?;
                 if user::can_regain_root() {
-                    return Err(Error::Startup(format!(
-                        "switched to user '{name}' but could become root again"
-                    )));
+                    return Err(startup(&[
+                        "switched to user '",
+                        name,
+                        "' but could become root again",
+                    ]));
                 }
                 info!(
-                    "running as user {name} (uid {}, gid {}){}",
+                    "running as user {name} (uid {}, gid {}) {}",
                     account.uid,
                     account.gid,
                     if set == CapSet::EMPTY {
-                        " without capabilities"
+                        "without capabilities"
                     } else {
-                        " with CAP_NET_ADMIN"
+                        "with CAP_NET_ADMIN"
                     }
                 );
             }
             Some((name, _)) => debug!("not started as root: not switching to user '{name}'"),
             None => {}
         }
-        caps::no_new_privs().map_err(|e| fail("cannot set PR_SET_NO_NEW_PRIVS", e))
+        step(caps::no_new_privs(), "cannot set PR_SET_NO_NEW_PRIVS")
     }
 }
 
 fn is_root() -> bool {
     user::real_uid() == 0
+}
+
+/// A start-up error whose message is `parts` joined: one shared
+/// allocation path instead of a `format!` at every site.
+#[inline(never)]
+fn startup(parts: &[&str]) -> Error {
+    Error::Startup(parts.concat())
+}
+
+/// The start-up error "`what`: `e`".
+#[inline(never)]
+fn failed(what: &[&str], e: &io::Error) -> Error {
+    let mut message = what.concat();
+    message.push_str(": ");
+    message.push_str(&e.to_string());
+    Error::Startup(message)
+}
+
+/// `result`, or the start-up error "`what`: error" (one set-up step).
+#[inline(never)]
+fn step(result: io::Result<()>, what: &'static str) -> Result<(), Error> {
+    result.map_err(|e| failed(&[what], &e))
 }
 
 #[cfg(test)]
@@ -218,7 +256,26 @@ mod test {
         let e = Target::resolve("no-such-user-shipworm", None).unwrap_err();
         assert!(e.to_string().contains("no user 'no-such-user-shipworm'"));
         let e = Target::resolve("nobody", Some(Path::new("/nonexistent/dir"))).unwrap_err();
-        assert!(e.to_string().contains("is not a directory"));
+        assert_eq!(
+            e.to_string(),
+            "'/nonexistent/dir' for '--chroot' is not a directory"
+        );
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(startup(&["a '", "b", "' c"]).to_string(), "a 'b' c");
+        let e = failed(
+            &["cannot switch to user '", "x", "'"],
+            &io::Error::from_raw_os_error(libc::EPERM),
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .starts_with("cannot switch to user 'x': Operation not permitted"),
+            "{e}"
+        );
+        assert!(step(Ok(()), "x").is_ok());
     }
 
     #[test]

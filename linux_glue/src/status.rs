@@ -110,7 +110,7 @@ const MAX_DOCUMENT: u64 = 1 << 16;
 
 /// The status socket of `role` when `--status-socket` is not given.
 pub fn default_path(role: &str) -> PathBuf {
-    PathBuf::from(format!("/var/run/shipworm-{role}.sock"))
+    PathBuf::from(["/var/run/shipworm-", role, ".sock"].concat())
 }
 
 /// The roles in the order `shipworm status` looks for their default
@@ -147,8 +147,9 @@ impl<'a> Json<'a> {
         self
     }
 
-    /// A string member from a `Display` value (addresses).
-    pub fn display(&mut self, key: &str, value: impl fmt::Display) -> &mut Self {
+    /// A string member from a `Display` value (addresses). Not generic:
+    /// one copy serves every address type.
+    pub fn display(&mut self, key: &str, value: &dyn fmt::Display) -> &mut Self {
         self.str(key, &value.to_string())
     }
 
@@ -177,15 +178,11 @@ impl<'a> Json<'a> {
         self
     }
 
-    /// An array of strings.
-    pub fn strings<T: fmt::Display>(
-        &mut self,
-        key: &str,
-        values: impl IntoIterator<Item = T>,
-    ) -> &mut Self {
+    /// An array of strings from `Display` values.
+    pub fn strings(&mut self, key: &str, values: &[&dyn fmt::Display]) -> &mut Self {
         self.key(key);
         self.out.push('[');
-        for (i, v) in values.into_iter().enumerate() {
+        for (i, v) in values.iter().enumerate() {
             if i > 0 {
                 self.out.push(',');
             }
@@ -243,14 +240,14 @@ pub fn server(j: &mut Json<'_>, config: &ServerConfig, s: &ServerStats, sockets:
     let port = shipworm_core::addr::TEREDO_PORT;
     j.strings(
         "addresses",
-        [
-            SocketAddrV4::new(config.primary, port),
-            SocketAddrV4::new(config.secondary, port),
+        &[
+            &SocketAddrV4::new(config.primary, port),
+            &SocketAddrV4::new(config.secondary, port),
         ],
     )
     .display(
         "prefix",
-        format_args!("{}/32", prefix_address(config.prefix)),
+        &format_args!("{}/32", prefix_address(config.prefix)),
     )
     .num("mtu", config.mtu.into())
     .obj("stats", |j| {
@@ -295,10 +292,10 @@ pub fn relay<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
     .str("interface", interface)
     .display(
         "prefix",
-        format_args!("{}/32", prefix_address(config.prefix)),
+        &format_args!("{}/32", prefix_address(config.prefix)),
     )
     .num("mtu", config.mtu.into())
-    .display("address", local)
+    .display("address", &local)
     .obj("peers", |j| {
         j.num("count", peers.len() as u64)
             .num("capacity", peers.capacity() as u64);
@@ -357,6 +354,9 @@ pub fn client<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZ
     sockets: &[(&str, u64)],
 ) {
     let (primary, fallback) = view.servers;
+    // The primary server, then the fallback if there is one.
+    let servers: [&dyn fmt::Display; 2] = [&primary, fallback.as_ref().map_or(&primary, |f| f)];
+    let count = 1 + usize::from(fallback.is_some());
     j.str(
         "state",
         match state {
@@ -366,17 +366,17 @@ pub fn client<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZ
         },
     )
     .str("interface", view.interface)
-    .display("local", view.local)
-    .strings("servers", core::iter::once(primary).chain(fallback));
+    .display("local", &view.local)
+    .strings("servers", servers.get(..count).unwrap_or_default());
     match q {
         Some(q) => {
             let mapped = q.address.mapped();
-            j.display("address", q.address.to_ipv6())
+            j.display("address", &q.address.to_ipv6())
                 .obj("mapped", |j| {
                     j.display("address", mapped.ip())
                         .num("port", mapped.port().into());
                 })
-                .display("server", q.server)
+                .display("server", &q.server)
                 .num("mtu", q.mtu.into())
                 .obj("nat", |j| {
                     j.str(
@@ -466,16 +466,16 @@ impl StatusSocket {
         let path = path.map_or_else(|| default_path(role), Path::to_path_buf);
         let listener = match listen(&path, owner) {
             Ok(l) => Some(l),
-            Err(e) if explicit => {
-                return Err(Error::Startup(format!(
-                    "cannot create the status socket {}: {e}",
-                    path.display()
-                )))
-            }
             Err(e) => {
+                // "PATH: error", shared by both messages.
+                let why = format!("{}: {e}", path.display());
+                if explicit {
+                    return Err(Error::Startup(
+                        ["cannot create the status socket ", &why].concat(),
+                    ));
+                }
                 warn!(
-                    "no status socket: cannot create {}: {e} (choose another with '--status-socket')",
-                    path.display()
+                    "no status socket: cannot create {why} (choose another with '--status-socket')"
                 );
                 None
             }
@@ -497,10 +497,22 @@ impl StatusSocket {
     /// Accept waiting connections and answer each with the document that
     /// `render` fills in (after the common fields), rendered once.
     pub fn serve(&mut self, render: impl FnOnce(&mut Json<'_>)) {
+        // A thin generic shell: the body below exists once, not once per
+        // role.
+        let mut render = Some(render);
+        self.serve_with(&mut |j| {
+            if let Some(render) = render.take() {
+                render(j);
+            }
+        });
+    }
+
+    /// [`serve`](StatusSocket::serve); `render` is called at most once.
+    fn serve_with(&mut self, render: &mut dyn FnMut(&mut Json<'_>)) {
         let Some(listener) = &self.listener else {
             return;
         };
-        let mut render = Some(render);
+        let mut rendered = false;
         for _ in 0..ACCEPTS_PER_WAKE {
             let mut stream = match listener.accept() {
                 Ok((s, _)) => s,
@@ -510,7 +522,8 @@ impl StatusSocket {
                     return;
                 }
             };
-            if let Some(render) = render.take() {
+            if !rendered {
+                rendered = true;
                 self.document.clear();
                 let mut j = Json::object(&mut self.document);
                 j.num("version", 1)
@@ -588,55 +601,43 @@ pub fn query(path: &Path) -> io::Result<String> {
 /// exists, and print the document as JSON or as indented text. Returns the
 /// exit status: 0, or 1 when no daemon answered.
 pub fn command(json: bool, socket: Option<&Path>) -> u8 {
-    let path = match socket {
-        Some(p) => p.to_path_buf(),
-        None => match ROLES.iter().map(|r| default_path(r)).find(|p| p.exists()) {
-            Some(p) => p,
-            None => {
-                eprintln!(
-                    "shipworm: no status socket at {}; is a role running? (or give '--socket')",
-                    ROLES
-                        .map(|r| default_path(r).display().to_string())
-                        .join(", ")
-                );
-                return 1;
-            }
-        },
+    let found = match socket {
+        Some(p) => Some(p.to_path_buf()),
+        None => ROLES.iter().map(|r| default_path(r)).find(|p| p.exists()),
     };
-    match query(&path) {
-        Ok(doc) if json => {
-            print!("{doc}");
+    let Some(path) = found else {
+        eprintln!("shipworm: no status socket at {DEFAULT_PATHS}; is a role running? (or give '--socket')");
+        return 1;
+    };
+    let output = match query(&path) {
+        Ok(doc) if json => Ok(doc),
+        Ok(doc) => to_text(&doc)
+            .ok_or_else(|| format!("{} sent a malformed status document", path.display())),
+        Err(e) => Err(format!("cannot query {}: {e}", path.display())),
+    };
+    match output {
+        Ok(text) => {
+            print!("{text}");
             0
         }
-        Ok(doc) => match to_text(&doc) {
-            Some(text) => {
-                print!("{text}");
-                0
-            }
-            None => {
-                eprintln!(
-                    "shipworm: {} sent a malformed status document",
-                    path.display()
-                );
-                1
-            }
-        },
-        Err(e) => {
-            eprintln!("shipworm: cannot query {}: {e}", path.display());
+        Err(message) => {
+            eprintln!("shipworm: {message}");
             1
         }
     }
 }
 
+/// Every [`default_path`] in [`ROLES`] order, for the message of
+/// [`command`] (a literal: no formatting at run time; a test keeps it in
+/// step).
+const DEFAULT_PATHS: &str =
+    "/var/run/shipworm-client.sock, /var/run/shipworm-relay.sock, /var/run/shipworm-server.sock";
+
 /// The document as `key: value` lines, nested objects indented, strings
 /// unquoted, `null` as `-`. `None` if it is not the JSON this module writes.
 pub fn to_text(json: &str) -> Option<String> {
-    let mut r = Reader {
-        s: json.as_bytes(),
-        i: 0,
-    };
+    let mut r = Reader { s: json, i: 0 };
     let mut out = String::new();
-    r.ws();
     r.expect(b'{')?;
     r.members(&mut out, 0)?;
     r.ws();
@@ -645,7 +646,7 @@ pub fn to_text(json: &str) -> Option<String> {
 
 /// A cursor over the document for [`to_text`].
 struct Reader<'a> {
-    s: &'a [u8],
+    s: &'a str,
     i: usize,
 }
 
@@ -654,7 +655,7 @@ impl Reader<'_> {
     const MAX_DEPTH: usize = 8;
 
     fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
+        self.s.as_bytes().get(self.i).copied()
     }
 
     fn ws(&mut self) {
@@ -663,6 +664,7 @@ impl Reader<'_> {
         }
     }
 
+    /// Skip white space, then `b` if it comes next.
     fn expect(&mut self, b: u8) -> Option<()> {
         self.ws();
         (self.peek() == Some(b)).then(|| self.i += 1)
@@ -673,19 +675,16 @@ impl Reader<'_> {
         if depth > Self::MAX_DEPTH {
             return None;
         }
-        self.ws();
         if self.expect(b'}').is_some() {
             return Some(());
         }
         loop {
-            self.ws();
-            let key = self.string()?;
-            self.expect(b':')?;
-            self.ws();
             for _ in 0..depth {
                 out.push_str("  ");
             }
-            out.push_str(&key);
+            self.ws();
+            self.string(out)?;
+            self.expect(b':')?;
             out.push(':');
             if self.expect(b'{').is_some() {
                 out.push('\n');
@@ -695,15 +694,10 @@ impl Reader<'_> {
                 self.value(out)?;
                 out.push('\n');
             }
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.expect(b'}').is_some() {
+                return Some(());
             }
+            self.expect(b',')?;
         }
     }
 
@@ -718,25 +712,17 @@ impl Reader<'_> {
         loop {
             self.ws();
             self.scalar(out)?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    out.push_str(", ");
-                }
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.expect(b']').is_some() {
+                return Some(());
             }
+            self.expect(b',')?;
+            out.push_str(", ");
         }
     }
 
     fn scalar(&mut self, out: &mut String) -> Option<()> {
         if self.peek()? == b'"' {
-            out.push_str(&self.string()?);
-            return Some(());
+            return self.string(out);
         }
         let start = self.i;
         while self
@@ -745,8 +731,7 @@ impl Reader<'_> {
         {
             self.i += 1;
         }
-        let word = core::str::from_utf8(self.s.get(start..self.i)?).ok()?;
-        match word {
+        match self.s.get(start..self.i)? {
             "" => return None,
             "null" => out.push('-'),
             w => out.push_str(w),
@@ -754,42 +739,45 @@ impl Reader<'_> {
         Some(())
     }
 
-    /// A string, unescaped.
-    fn string(&mut self) -> Option<String> {
+    /// A string, unescaped into `out` (RFC 8259 §7 escapes only).
+    fn string(&mut self, out: &mut String) -> Option<()> {
         if self.peek()? != b'"' {
             return None;
         }
         self.i += 1;
-        let mut bytes = Vec::new();
         loop {
-            let b = self.peek()?;
-            self.i += 1;
-            match b {
-                b'"' => return String::from_utf8(bytes).ok(),
-                b'\\' => {
-                    let e = self.peek()?;
-                    self.i += 1;
-                    let c = match e {
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'u' => {
-                            let hex = core::str::from_utf8(self.s.get(self.i..self.i + 4)?).ok()?;
-                            self.i += 4;
-                            // Surrogates (never written by this module)
-                            // become U+FFFD.
-                            char::from_u32(u32::from_str_radix(hex, 16).ok()?)
-                                .unwrap_or(char::REPLACEMENT_CHARACTER)
-                        }
-                        other => char::from(other),
-                    };
-                    let mut tmp = [0u8; 4];
-                    bytes.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-                }
-                other => bytes.push(other),
+            // Copy up to the next quote or backslash. Both are ASCII, so
+            // the run ends on a character boundary of the `str`.
+            let rest = self.s.as_bytes().get(self.i..)?;
+            let end = self.i + rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+            out.push_str(self.s.get(self.i..end)?);
+            self.i = end + 1;
+            if self.s.as_bytes().get(end) == Some(&b'"') {
+                return Some(());
             }
+            let escape = self.peek()?;
+            self.i += 1;
+            out.push(match escape {
+                b'"' | b'\\' | b'/' => char::from(escape),
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'u' => {
+                    let hex = self.s.get(self.i..self.i + 4)?;
+                    self.i += 4;
+                    // `from_str_radix` alone would take a sign too.
+                    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return None;
+                    }
+                    // Surrogates (never written by this module) become
+                    // U+FFFD.
+                    char::from_u32(u32::from_str_radix(hex, 16).ok()?)
+                        .unwrap_or(char::REPLACEMENT_CHARACTER)
+                }
+                _ => return None,
+            });
         }
     }
 }
@@ -808,8 +796,8 @@ mod test {
             .opt_bool("t", Some(true))
             .opt_bool("f", Some(false))
             .opt_bool("u", None)
-            .strings("l", ["1.2.3.4:5", "x\"y"])
-            .strings("e", [0u8; 0])
+            .strings("l", &[&"1.2.3.4:5", &"x\"y"])
+            .strings("e", &[])
             .obj("o", |j| {
                 j.traffic("t", 1, 2);
             })
@@ -839,10 +827,25 @@ mod test {
             r#"{"a":[1,}"#,
             r#"{"a":"\u12"}"#,
             r#"{"a":1} x"#,
+            r#"{"a":"\q"}"#,
+            r#"{"a":"\u+123"}"#,
+            r#"{"a" "b"}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":[1 2]}"#,
+            r#"{,}"#,
             &format!("{}1{}", r#"{"a":"#.repeat(20), "}".repeat(20)),
         ] {
             assert_eq!(to_text(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn default_paths() {
+        let all: Vec<String> = ROLES
+            .iter()
+            .map(|r| default_path(r).display().to_string())
+            .collect();
+        assert_eq!(DEFAULT_PATHS, all.join(", "));
     }
 
     #[test]

@@ -18,12 +18,9 @@
 //! daemon thus sees a bound port, not a race, and a start-up error as a
 //! failed start.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, Write as _};
-use std::os::fd::AsRawFd;
-use std::os::fd::{FromRawFd as _, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -35,6 +32,11 @@ use super::poll::{poll, PollFd};
 
 /// How long the original process waits for the daemon's word.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the original process says when [`READY_TIMEOUT`] passes.
+const TIMED_OUT: &str = "the daemon did not report start-up within 30 s; it may still be starting";
+// A literal rather than formatted at run time: keep the two in step.
+const _: () = assert!(READY_TIMEOUT.as_secs() == 30);
 
 /// What the daemon writes when it is up.
 const READY: &str = "ready";
@@ -96,8 +98,9 @@ impl PidFile {
     pub fn write_pid(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;
         self.file.rewind()?;
-        self.file
-            .write_all(format!("{}\n", std::process::id()).as_bytes())
+        let mut line = std::process::id().to_string();
+        line.push('\n');
+        self.file.write_all(line.as_bytes())
     }
 }
 
@@ -125,11 +128,9 @@ impl Drop for PidFile {
 ///
 /// Call it before any thread starts: `fork` copies the calling thread only.
 pub fn detach() -> io::Result<()> {
-    let null = CString::new(Path::new("/dev/null").as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // Open before forking so a failure still reaches the terminal.
-    // SAFETY: `null` is a NUL-terminated path that lives across the call.
-    let fd = cvt(unsafe { libc::open(null.as_ptr(), libc::O_RDWR) })?;
+    // SAFETY: a static NUL-terminated path.
+    let fd = cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) })?;
     let mut ends = [-1; 2];
     // SAFETY: `ends` is a writable array of two descriptors. Close-on-exec:
     // a hook the client runs must not hold the daemon's end open.
@@ -174,44 +175,55 @@ pub fn detach() -> io::Result<()> {
 /// The daemon is up: let the original process exit with status 0. Does
 /// nothing in a process that did not detach, or the second time.
 pub fn ready() {
-    report(READY);
+    report(&[READY]);
 }
 
 /// Start-up failed: the original process prints `message` (one line) and
 /// exits with `code`. Does nothing in a process that did not detach or
 /// after [`ready`].
 pub fn failed(code: u8, message: &str) {
-    report(&format!("{code} {message}"));
+    report(&[&code.to_string(), " ", message]);
 }
 
-fn report(line: &str) {
+/// Write `parts` as one line to the original process, if there is one.
+fn report(parts: &[&str]) {
     let end = READINESS.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(mut end) = end {
+        let mut line = parts.concat().replace('\n', " ");
+        line.push('\n');
         // The reader may be gone (killed): nothing to tell then.
-        let _ = end.write_all(format!("{}\n", line.replace('\n', " ")).as_bytes());
+        let _ = end.write_all(line.as_bytes());
     }
 }
 
 /// In the original process: the daemon's word, or the pipe closed without
-/// one (the daemon died), or [`READY_TIMEOUT`]; returns the exit status.
-fn wait_for_daemon(mut pipe: File) -> i32 {
+/// one (the daemon died), or [`READY_TIMEOUT`]; prints the message if any
+/// and returns the exit status.
+fn wait_for_daemon(pipe: File) -> i32 {
+    let (code, message) = match read_report(pipe) {
+        Ok(got) => parse_report(&String::from_utf8_lossy(&got)),
+        Err(message) => (1, Some(message)),
+    };
+    if let Some(m) = message {
+        eprintln!("shipworm: {m}");
+    }
+    code
+}
+
+/// What the daemon wrote up to its first newline or until it closed the
+/// pipe; the message to print if waiting failed or timed out.
+fn read_report(mut pipe: File) -> Result<Vec<u8>, String> {
     let deadline = super::clock::now() + READY_TIMEOUT;
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
-    loop {
+    while !got.contains(&b'\n') {
         let now = super::clock::now();
         if now >= deadline {
-            eprintln!(
-                "shipworm: the daemon did not report start-up within {} s; it may still be starting",
-                READY_TIMEOUT.total_millis() / 1000
-            );
-            return 1;
+            return Err(TIMED_OUT.to_owned());
         }
-        let mut fds = [PollFd::readable(std::os::fd::AsFd::as_fd(&pipe))];
-        if let Err(e) = poll(&mut fds, Some(deadline - now)) {
-            eprintln!("shipworm: cannot wait for the daemon: {e}");
-            return 1;
-        }
+        let mut fds = [PollFd::readable(pipe.as_fd())];
+        poll(&mut fds, Some(deadline - now))
+            .map_err(|e| context("cannot wait for the daemon", &e))?;
         if !fds[0].is_ready() {
             continue;
         }
@@ -219,20 +231,19 @@ fn wait_for_daemon(mut pipe: File) -> i32 {
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or_default()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                eprintln!("shipworm: cannot read from the daemon: {e}");
-                return 1;
-            }
-        }
-        if got.contains(&b'\n') {
-            break;
+            Err(e) => return Err(context("cannot read from the daemon", &e)),
         }
     }
-    let (code, message) = parse_report(&String::from_utf8_lossy(&got));
-    if let Some(m) = message {
-        eprintln!("shipworm: {m}");
-    }
-    code
+    Ok(got)
+}
+
+/// "`what`: `e`".
+#[inline(never)]
+fn context(what: &str, e: &io::Error) -> String {
+    let mut message = what.to_owned();
+    message.push_str(": ");
+    message.push_str(&e.to_string());
+    message
 }
 
 /// The exit status and the message to print for what the daemon wrote.
@@ -241,12 +252,12 @@ fn parse_report(text: &str) -> (i32, Option<String>) {
     if line == READY {
         return (0, None);
     }
-    match line.split_once(' ') {
-        Some((code, msg)) if code.parse::<u8>().is_ok() => (
-            code.parse::<u8>().map_or(1, i32::from),
-            Some(msg.to_owned()),
-        ),
-        _ => (1, Some("the daemon exited during start-up".to_owned())),
+    match line
+        .split_once(' ')
+        .and_then(|(code, msg)| Some((code.parse::<u8>().ok()?, msg)))
+    {
+        Some((code, msg)) => (code.into(), Some(msg.to_owned())),
+        None => (1, Some("the daemon exited during start-up".to_owned())),
     }
 }
 
@@ -299,6 +310,31 @@ mod test {
         // Not detached: nothing to report to, and no panic.
         ready();
         failed(2, "x");
+    }
+
+    #[test]
+    fn reads_the_report_up_to_the_newline_or_the_close() {
+        use std::os::unix::net::UnixStream;
+        let (mut daemon, original) = UnixStream::pair().unwrap();
+        daemon.write_all(b"2 address in use\nmore").unwrap();
+        let got = read_report(File::from(OwnedFd::from(original))).unwrap();
+        assert!(got.starts_with(b"2 address in use\n"), "{got:?}");
+        assert_eq!(
+            parse_report(&String::from_utf8_lossy(&got)),
+            (2, Some("address in use".to_owned()))
+        );
+        // The daemon died before a full line.
+        let (mut daemon, original) = UnixStream::pair().unwrap();
+        daemon.write_all(b"rea").unwrap();
+        drop(daemon);
+        let got = read_report(File::from(OwnedFd::from(original))).unwrap();
+        assert_eq!(got, b"rea");
+        assert_eq!(parse_report("rea").0, 1);
+        assert_eq!(parse_report("300 x").0, 1, "not a u8");
+        assert_eq!(
+            context("cannot read", &io::Error::from_raw_os_error(libc::EIO)),
+            "cannot read: Input/output error (os error 5)"
+        );
     }
 
     #[test]

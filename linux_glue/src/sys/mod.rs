@@ -19,7 +19,7 @@
 //! - [`signal`]: SIGINT, SIGTERM, SIGHUP and SIGUSR1 as a readable descriptor.
 //! - [`spawn`]: running the client's hook (`posix_spawn(3)`, reaped without
 //!   blocking).
-//! - [`syslog`]: the system log, through the C library.
+//! - [`syslog`]: the system log, as RFC 3164 datagrams to `/dev/log`.
 //! - [`daemon`]: detaching from the terminal, the locked pid file.
 //! - [`ifaddr`], [`route`]: start-up checks (local IPv4 addresses and their
 //!   directed broadcasts; whether IPv6 has somewhere to go).
