@@ -1,7 +1,10 @@
 //! The command line: `shipworm <role> [options]`.
 //!
 //! Hand-written rather than clap: three roles with two dozen options do not
-//! justify the ~300 KB clap adds to a router binary.
+//! justify the ~300 KB clap adds to a router binary. For the same reason the
+//! parser is one non-generic loop shared by the roles (each role's
+//! options are picked by a guard in one `match`), and error messages are
+//! glued from pieces by [`usage`] rather than one `format!` each.
 
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -11,7 +14,7 @@ use std::path::{Path, PathBuf};
 use log::{error, info, warn, LevelFilter};
 use shipworm_core::addr::{DEFAULT_PREFIX, TEREDO_PORT};
 use shipworm_core::relay::{RelayKind, DEFAULT_MTU as RELAY_DEFAULT_MTU};
-use shipworm_core::server::{Config, DEFAULT_MAX_FORWARD_PAYLOAD, DEFAULT_MTU};
+use shipworm_core::server::Config;
 use shipworm_core::time::Duration;
 
 use crate::config::{self, value, At, File, RelayType};
@@ -32,16 +35,20 @@ pub const DEFAULT_INTERFACE: &str = "teredo";
 /// `shipworm <version>`, for `--version`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"));
 
-/// The text of `--help`, with the core's defaults filled in.
-pub fn help() -> String {
-    let [a, b, c, d] = DEFAULT_PREFIX;
-    let prefix = Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    format!(
-        "{VERSION}: Teredo (RFC 4380) for Linux and OpenWrt
+/// The text of `--help`.
+///
+/// One constant rather than a `format!` of the defaults (a few KB less on
+/// MIPS); the test `help_shows_the_real_defaults` keeps the defaults
+/// written here equal to the constants of this module and of the core.
+pub const HELP: &str = concat!(
+    env!("CARGO_PKG_NAME"),
+    " ",
+    env!("CARGO_PKG_VERSION"),
+    ": Teredo (RFC 4380) for Linux and OpenWrt
 
 Usage: shipworm <role> [options]
        shipworm -c <file> [options]     role from the file (RelayType)
-       shipworm check-config [<file>]   check a file (default {DEFAULT_CONFIG})
+       shipworm check-config [<file>]   check a file (default /etc/shipworm/shipworm.conf)
        shipworm status [--json] [--socket <path>]
                                         query a running role
        shipworm --help | --version
@@ -60,11 +67,11 @@ Roles:
 Server options:
   --secondary <IPv4>         second address (default: primary + 1)
   --prefix <IPv6>            Teredo prefix: first 32 bits used, the rest must
-                             be zero (default: {prefix})
+                             be zero (default: 2001::)
   --mtu <N>                  MTU advertised to clients, 1280 to 65535
-                             (default: {DEFAULT_MTU})
+                             (default: 1280)
   --max-forward-payload <N>  largest IPv6 payload in bytes forwarded for
-                             packets other than bubbles (default: {DEFAULT_MAX_FORWARD_PAYLOAD})
+                             packets other than bubbles (default: 88)
   --log-level <level>        error, warn, info, debug or trace (default: info)
 
 Client options:
@@ -74,7 +81,7 @@ Client options:
                              symmetric NAT test (default: primary + 1)
   --fallback <host|IPv4>     a second Teredo server, used when the first is
                              silent (its secondary address: its primary + 1)
-  --interface <name>         tunnel interface (default: {DEFAULT_INTERFACE})
+  --interface <name>         tunnel interface (default: teredo)
   --bind <IPv4>              local address of the UDP socket (default: any)
   --port <N>                 local UDP port, 0 = random (default: 0)
   --hook <path>              run this program on every state change with
@@ -85,11 +92,11 @@ Client options:
 
 Relay options:
   --bind <IPv4>              local address of the UDP socket (default: any)
-  --port <N>                 local UDP port (default: {TEREDO_PORT})
-  --interface <name>         tunnel interface (default: {DEFAULT_INTERFACE})
+  --port <N>                 local UDP port (default: 3544)
+  --interface <name>         tunnel interface (default: teredo)
   --prefix <IPv6>            Teredo prefix routed to the tunnel, as for the
-                             server (default: {prefix})
-  --mtu <N>                  tunnel MTU, 1280 to 65535 (default: {RELAY_DEFAULT_MTU})
+                             server (default: 2001::)
+  --mtu <N>                  tunnel MTU, 1280 to 65535 (default: 1280)
   --type <cone|restricted>   cone: indirect bubbles only (as Miredo's cone);
                              restricted: direct bubbles too (default: cone)
   --icmp-source <IPv6>       source of the ICMPv6 errors the relay sends to
@@ -104,7 +111,7 @@ Options of every role:
                              options given here override the file
   --daemon                   detach into the background (logs to syslog)
   --pidfile <path>           lock and write this pid file (default with
-                             --daemon: {DEFAULT_PID_FILE})
+                             --daemon: /var/run/shipworm.pid)
   --syslog[=<facility>]      log to syslog (default facility: daemon)
   --user <name>, --chroot <dir>, --status-socket <path>
                              see shipworm(8)
@@ -122,13 +129,12 @@ again; SIGUSR1 logs its state and counters. Exit status: 0 after a signal,
 2 on bad usage, a bad configuration or a failed start-up check, 1 on a
 later system error.
 "
-    )
-}
+);
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Print [`help`].
+    /// Print [`HELP`].
     Help,
     /// Print [`VERSION`].
     Version,
@@ -150,24 +156,20 @@ pub struct StatusArgs {
 }
 
 /// `status [--json] [--socket <path>]`.
-fn parse_status(args: &[String]) -> Result<Command, UsageError> {
+fn parse_status(mut args: Args) -> Result<Command, UsageError> {
     let mut json = false;
     let mut socket = None;
-    let mut args = args.iter().cloned().map(Ok);
-    while let Some(arg) = args.next().transpose()? {
+    while let Some(arg) = args.next() {
         if arg == "--json" {
             json = true;
         } else if arg == "--socket" || arg.starts_with("--socket=") {
-            let (name, value) = option_value(&arg, &mut args)?;
+            let (name, value) = option_value(arg, &mut args)?;
             if value.is_empty() {
-                return Err(usage("'--socket' needs a path"));
+                return Err(usage(&["'--socket' needs a path"]));
             }
-            set_once(&mut socket, PathBuf::from(value))
-                .ok_or_else(|| usage(format!("option '{name}' given twice")))?;
-        } else if arg.starts_with('-') {
-            return Err(usage(format!("unknown option '{arg}'")));
+            once(&mut socket, PathBuf::from(value), name)?;
         } else {
-            return Err(usage(format!("unexpected argument '{arg}'")));
+            return Err(stray(arg));
         }
     }
     Ok(Command::Status(StatusArgs { json, socket }))
@@ -227,9 +229,9 @@ pub struct Reload {
 impl Reload {
     /// Parse the command line again, reading the configuration file anew.
     pub fn load(&self) -> Result<Run, UsageError> {
-        match parse(self.args.iter().cloned())? {
+        match parse_strings(self.args.clone())? {
             Command::Run(run) => Ok(run),
-            _ => Err(usage("the command line no longer names a role")),
+            _ => Err(usage(&["the command line no longer names a role"])),
         }
     }
 
@@ -255,7 +257,15 @@ impl Reload {
             );
             return None;
         }
-        for what in self.process.restart_needed(&run.process) {
+        let (old, new) = (&self.process, &run.process);
+        let changed = [
+            ("PidFile", old.pid_file != new.pid_file),
+            ("SyslogFacility", old.syslog != new.syslog),
+            ("User", old.user != new.user),
+            ("Chroot", old.chroot != new.chroot),
+            ("StatusSocket", old.status_socket != new.status_socket),
+        ];
+        for (what, _) in changed.iter().filter(|(_, changed)| *changed) {
             warn!("reload: {what} changed; it takes effect at the next restart");
         }
         let level = run.role.log_level();
@@ -267,29 +277,6 @@ impl Reload {
             );
         }
         Some(run.role)
-    }
-}
-
-impl ProcessArgs {
-    /// The settings that differ in `new`, by their directive names.
-    fn restart_needed(&self, new: &ProcessArgs) -> Vec<&'static str> {
-        let mut names = Vec::new();
-        if self.pid_file != new.pid_file {
-            names.push("PidFile");
-        }
-        if self.syslog != new.syslog {
-            names.push("SyslogFacility");
-        }
-        if self.user != new.user {
-            names.push("User");
-        }
-        if self.chroot != new.chroot {
-            names.push("Chroot");
-        }
-        if self.status_socket != new.status_socket {
-            names.push("StatusSocket");
-        }
-        names
     }
 }
 
@@ -326,21 +313,23 @@ impl Role {
                 prefix(a.config.prefix),
                 a.config.mtu
             ),
-            Role::Client(a) => format!(
-                "client of server {}{}, interface {}, UDP {}:{}{}",
-                a.server,
-                a.fallback
-                    .as_ref()
-                    .map(|f| format!(" (fallback {f})"))
-                    .unwrap_or_default(),
-                a.interface,
-                a.bind,
-                a.port,
-                a.hook
-                    .as_ref()
-                    .map(|h| format!(", hook {}", h.display()))
-                    .unwrap_or_default()
-            ),
+            Role::Client(a) => {
+                let mut s = format!("client of server {}", a.server);
+                if let Some(f) = &a.fallback {
+                    s.push_str(" (fallback ");
+                    s.push_str(f);
+                    s.push(')');
+                }
+                s.push_str(&format!(
+                    ", interface {}, UDP {}:{}",
+                    a.interface, a.bind, a.port
+                ));
+                if let Some(h) = &a.hook {
+                    s.push_str(", hook ");
+                    s.push_str(&h.to_string_lossy());
+                }
+                s
+            }
             Role::Relay(a) => format!(
                 "{} relay on UDP {}:{}, interface {}, prefix {}/32, MTU {}",
                 match a.kind {
@@ -427,6 +416,11 @@ impl UsageError {
     pub fn is_command_line(&self) -> bool {
         self.command_line
     }
+
+    /// The message alone, for a file's error that wraps it.
+    pub(crate) fn into_message(self) -> String {
+        self.msg
+    }
 }
 
 impl fmt::Display for UsageError {
@@ -438,20 +432,42 @@ impl fmt::Display for UsageError {
 impl From<config::Error> for UsageError {
     fn from(e: config::Error) -> UsageError {
         UsageError {
-            msg: e.to_string(),
+            msg: e.into_message(),
             command_line: false,
         }
     }
 }
 
-pub(crate) fn usage(msg: impl Into<String>) -> UsageError {
+/// A command-line error whose message is `parts` joined: one shared
+/// `concat` instead of a `format!` per message, which costs a few hundred
+/// bytes each on MIPS.
+#[inline(never)]
+pub(crate) fn usage(parts: &[&str]) -> UsageError {
     UsageError {
-        msg: msg.into(),
+        msg: parts.concat(),
         command_line: true,
     }
 }
 
+/// `'<value>' for '<name>' <problem>`, the shape of most value errors.
+fn bad(value: &str, name: &str, problem: &str) -> UsageError {
+    usage(&["'", value, "' for '", name, "' ", problem])
+}
+
+/// An argument no role or command takes here.
+#[inline(never)]
+fn stray(arg: &str) -> UsageError {
+    if arg.starts_with('-') {
+        usage(&["unknown option '", arg, "'"])
+    } else {
+        usage(&["unexpected argument '", arg, "'"])
+    }
+}
+
 /// Parse the arguments after the program name.
+///
+/// Only this shell is generic: the arguments become `String`s here, and
+/// one non-generic parser does the rest, for `main` and for reloads alike.
 pub fn parse<I>(args: I) -> Result<Command, UsageError>
 where
     I: IntoIterator,
@@ -459,58 +475,63 @@ where
 {
     let args = args
         .into_iter()
-        .map(|a| {
-            a.into()
-                .into_string()
-                .map_err(|a| usage(format!("argument {a:?} is not valid UTF-8")))
-        })
+        .map(|a| a.into().into_string().map_err(not_utf8))
         .collect::<Result<Vec<String>, UsageError>>()?;
+    parse_strings(args)
+}
+
+#[inline(never)]
+fn not_utf8(arg: OsString) -> UsageError {
+    usage(&[&format!("argument {arg:?} is not valid UTF-8")])
+}
+
+/// The arguments still to parse.
+type Args<'a> = std::slice::Iter<'a, String>;
+
+/// [`parse`], once the arguments are text.
+#[inline(never)]
+fn parse_strings(args: Vec<String>) -> Result<Command, UsageError> {
     let args = absolute_config_paths(args);
-    let reload = Reload {
-        args: args.clone(),
-        process: ProcessArgs::default(),
-    };
     let Some(first) = args.first() else {
-        return Err(usage("no role given"));
+        return Err(usage(&["no role given"]));
     };
     // `--help` anywhere after the role or file asks for the help.
     if args.iter().any(|a| a == "-h" || a == "--help") {
         return Ok(Command::Help);
     }
-    let rest = || args.iter().skip(1).cloned().map(Ok);
-    let run = match first.as_str() {
-        "-h" | "--help" => return Ok(Command::Help),
+    let rest = args.get(1..).unwrap_or_default();
+    let (role, role_args) = match first.as_str() {
         "-V" | "--version" => return Ok(Command::Version),
-        "status" => return parse_status(args.get(1..).unwrap_or_default()),
+        "status" => return parse_status(rest.iter()),
         "check-config" => {
-            let file = match args.get(1..) {
-                Some([]) | None => DEFAULT_CONFIG.to_owned(),
-                Some([file]) if !file.starts_with('-') => file.clone(),
-                Some(_) => return Err(usage("'check-config' takes one file name")),
+            let file = match rest {
+                [] => DEFAULT_CONFIG,
+                [file] if !file.starts_with('-') => file.as_str(),
+                _ => return Err(usage(&["'check-config' takes one file name"])),
             };
-            let role = config::load(Path::new(&file))?.role();
-            let args = vec![Ok("--config".to_owned()), Ok(file)];
-            return parse_role(role, args.into_iter(), reload).map(Command::CheckConfig);
+            let role = config::load(Path::new(file))?.role();
+            let file_args = ["--config".to_owned(), file.to_owned()];
+            let run = parse_role(role, file_args.iter(), args.clone())?;
+            return Ok(Command::CheckConfig(run));
         }
-        "server" => parse_role(config::Role::Server, rest(), reload)?,
-        "client" => parse_role(config::Role::Client, rest(), reload)?,
-        "relay" => parse_role(config::Role::Relay, rest(), reload)?,
+        "server" => (config::Role::Server, rest),
+        "client" => (config::Role::Client, rest),
+        "relay" => (config::Role::Relay, rest),
         // No role, but a configuration file: its RelayType decides, as
         // for Miredo.
         "-c" | "--config" => {
-            let file = args
-                .get(1)
-                .ok_or_else(|| usage(format!("option '{first}' needs a value")))?;
-            let role = config::load(Path::new(file))?.role();
-            parse_role(role, args.iter().cloned().map(Ok), reload)?
+            let file = rest
+                .first()
+                .ok_or_else(|| usage(&["option '", first, "' needs a value"]))?;
+            (config::load(Path::new(file))?.role(), &args[..])
         }
-        other if other.starts_with("--config=") => {
-            let role = config::load(Path::new(&other["--config=".len()..]))?.role();
-            parse_role(role, args.iter().cloned().map(Ok), reload)?
-        }
-        other if other.starts_with('-') => return Err(usage(format!("unknown option '{other}'"))),
-        other => return Err(usage(format!("unknown role '{other}'"))),
+        other => match other.strip_prefix("--config=") {
+            Some(file) => (config::load(Path::new(file))?.role(), &args[..]),
+            None if other.starts_with('-') => return Err(stray(other)),
+            None => return Err(usage(&["unknown role '", other, "'"])),
+        },
     };
+    let run = parse_role(role, role_args.iter(), args.clone())?;
     Ok(Command::Run(run))
 }
 
@@ -527,7 +548,7 @@ fn absolute_config_paths(mut args: Vec<String>) -> Vec<String> {
             *arg = absolute(arg);
         } else if let Some(p) = arg.strip_prefix("--config=") {
             if !p.is_empty() && !p.starts_with('/') {
-                *arg = format!("--config={}", absolute(p));
+                *arg = ["--config=", &absolute(p)].concat();
             }
         }
         file_next = arg == "-c" || arg == "--config";
@@ -535,9 +556,11 @@ fn absolute_config_paths(mut args: Vec<String>) -> Vec<String> {
     args
 }
 
-/// The options every role takes.
+/// A role's command line as given (`None`: absent), before the
+/// configuration file fills the gaps. One struct for the three roles:
+/// [`Given::set`] refuses the options a role does not take.
 #[derive(Default)]
-struct Common {
+struct Given {
     config: Option<PathBuf>,
     daemon: bool,
     pid_file: Option<PathBuf>,
@@ -546,103 +569,219 @@ struct Common {
     user: Option<String>,
     chroot: Option<PathBuf>,
     status_socket: Option<PathBuf>,
+    log_level: Option<LevelFilter>,
+    /// The server's primary address, the one positional argument.
+    primary: Option<Ipv4Addr>,
+    secondary: Option<Ipv4Addr>,
+    prefix: Option<[u8; 4]>,
+    mtu: Option<u16>,
+    max_forward_payload: Option<u16>,
+    server: Option<String>,
+    server2: Option<Ipv4Addr>,
+    fallback: Option<String>,
+    interface: Option<String>,
+    bind: Option<Ipv4Addr>,
+    port: Option<u16>,
+    hook: Option<PathBuf>,
+    kind: Option<RelayKind>,
+    icmp_source: Option<Ipv6Addr>,
 }
 
-impl Common {
-    /// Take `arg` (and its value) if it is a common option.
-    fn take(
-        &mut self,
-        arg: &str,
-        args: &mut impl Iterator<Item = Result<String, UsageError>>,
-    ) -> Result<bool, UsageError> {
-        let twice = |name: &str| usage(format!("option '{name}' given twice"));
-        match arg {
-            "--daemon" => {
-                if std::mem::replace(&mut self.daemon, true) {
-                    return Err(twice(arg));
-                }
-                return Ok(true);
-            }
-            "--syslog" => {
-                return set_once(&mut self.syslog, None)
-                    .map(|()| true)
-                    .ok_or_else(|| twice(arg))
-            }
-            _ => {}
-        }
-        let name = arg.split_once('=').map_or(arg, |(n, _)| n);
-        if ![
-            "-c",
-            "--config",
-            "--pidfile",
-            "--syslog",
-            "--user",
-            "--chroot",
-            "--status-socket",
-        ]
-        .contains(&name)
-        {
-            return Ok(false);
-        }
-        let (name, value) = option_value(arg, args)?;
-        let name = name.as_str();
-        let done = match name {
+impl Given {
+    /// Store option `name` with `value` if `role` takes it.
+    fn set(&mut self, role: config::Role, name: &str, value: String) -> Result<(), UsageError> {
+        let server = role == config::Role::Server;
+        let client = role == config::Role::Client;
+        let relay = role == config::Role::Relay;
+        let v = value.as_str();
+        match name {
             "-c" | "--config" => {
                 if value.is_empty() {
-                    return Err(usage(format!("'{name}' needs a file name")));
+                    return Err(usage(&["'", name, "' needs a file name"]));
                 }
-                set_once(&mut self.config, PathBuf::from(value))
+                once(&mut self.config, PathBuf::from(value), name)
             }
-            "--pidfile" => set_once(&mut self.pid_file, absolute(name, &value)?),
-            "--syslog" => {
-                let f = Facility::from_name(&value).ok_or_else(|| {
-                    usage(format!(
-                        "syslog facility '{value}' is not one of {}",
-                        Facility::NAMES.join(", ")
-                    ))
-                })?;
-                set_once(&mut self.syslog, Some(f))
-            }
+            "--pidfile" => once(&mut self.pid_file, absolute(name, v)?, name),
+            "--syslog" => once(&mut self.syslog, Some(facility(v)?), name),
             "--user" => {
                 if value.is_empty() {
-                    return Err(usage("'--user' needs a user name"));
+                    return Err(usage(&["'--user' needs a user name"]));
                 }
-                set_once(&mut self.user, value)
+                once(&mut self.user, value, name)
             }
-            "--chroot" => set_once(&mut self.chroot, absolute(name, &value)?),
-            _ => set_once(&mut self.status_socket, absolute(name, &value)?),
-        };
-        done.map(|()| true).ok_or_else(|| twice(name))
+            "--chroot" => once(&mut self.chroot, absolute(name, v)?, name),
+            "--status-socket" => once(&mut self.status_socket, absolute(name, v)?, name),
+            "--log-level" => once(&mut self.log_level, level(v)?, name),
+            "--secondary" if server => once(&mut self.secondary, ipv4(name, v)?, name),
+            "--max-forward-payload" if server => {
+                once(&mut self.max_forward_payload, number(name, v, 0)?, name)
+            }
+            "--prefix" if !client => once(&mut self.prefix, teredo_prefix(name, v)?, name),
+            "--mtu" if !client => once(&mut self.mtu, mtu(v)?, name),
+            "--server" if client => once(&mut self.server, host(name, v)?, name),
+            "--server2" if client => once(&mut self.server2, ipv4(name, v)?, name),
+            "--fallback" if client => once(&mut self.fallback, host(name, v)?, name),
+            "--hook" if client => {
+                if value.is_empty() {
+                    return Err(usage(&["'--hook' needs a program path"]));
+                }
+                once(&mut self.hook, PathBuf::from(value), name)
+            }
+            "--interface" if !server => once(&mut self.interface, interface_name(v)?, name),
+            "--bind" if !server => once(&mut self.bind, ipv4(name, v)?, name),
+            // A relay's clients must find it again: no random port.
+            "--port" if !server => once(&mut self.port, number(name, v, relay.into())?, name),
+            "--type" if relay => once(&mut self.kind, relay_kind(v)?, name),
+            "--icmp-source" if relay => once(&mut self.icmp_source, unicast6(name, v)?, name),
+            _ => Err(stray(name)),
+        }
     }
 
-    /// Read the file, check it fits `role`, and give the process settings
-    /// (the command line's first, then the file's).
-    fn finish(self, role: config::Role) -> Result<(File, ProcessArgs), UsageError> {
+    /// Read the file, check it fits `role`, and merge: the command line
+    /// first, then the file, then the defaults.
+    fn finish(self, role: config::Role) -> Result<(Role, ProcessArgs), UsageError> {
         let file = match &self.config {
             Some(path) => config::load(path)?,
             None => File::default(),
         };
         file.check_role(role)?;
+        self.merge(role, &file)
+    }
+
+    /// [`Given::finish`] once the file is read: apart, so that the file is
+    /// dropped in one place rather than on each of the error paths here.
+    #[inline(never)]
+    fn merge(self, role: config::Role, file: &File) -> Result<(Role, ProcessArgs), UsageError> {
         let syslog = match self.syslog {
             Some(Some(f)) => Some(f),
+            // `--syslog`, or `--daemon`: standard error goes to /dev/null
+            // in the background.
             Some(None) => Some(value(&file.syslog_facility).unwrap_or(Facility::DAEMON)),
-            // Standard error goes to /dev/null in the background.
             None if self.daemon => Some(value(&file.syslog_facility).unwrap_or(Facility::DAEMON)),
             None => value(&file.syslog_facility),
         };
         let pid_file = self
             .pid_file
-            .or(value(&file.pid_file))
+            .or_else(|| value(&file.pid_file))
             .or_else(|| self.daemon.then(|| PathBuf::from(DEFAULT_PID_FILE)));
         let process = ProcessArgs {
             daemon: self.daemon,
             pid_file,
             syslog,
-            user: self.user.or(value(&file.user)),
-            chroot: self.chroot.or(value(&file.chroot)),
-            status_socket: self.status_socket.or(value(&file.status_socket)),
+            user: self.user.or_else(|| value(&file.user)),
+            chroot: self.chroot.or_else(|| value(&file.chroot)),
+            status_socket: self.status_socket.or_else(|| value(&file.status_socket)),
         };
-        Ok((file, process))
+        let log_level = self
+            .log_level
+            .or_else(|| value(&file.log_level))
+            .unwrap_or(LevelFilter::Info);
+        let prefix = self.prefix.or_else(|| value(&file.prefix));
+        let mtu = self.mtu.or_else(|| value(&file.interface_mtu));
+        let interface = self
+            .interface
+            .or_else(|| value(&file.interface_name))
+            .unwrap_or_else(|| DEFAULT_INTERFACE.to_owned());
+        let bind = self
+            .bind
+            .or_else(|| value(&file.bind_address))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let port = self.port.or_else(|| value(&file.bind_port));
+        let role = match role {
+            config::Role::Server => {
+                let primary = self
+                    .primary
+                    .or_else(|| value(&file.server_bind_address))
+                    .ok_or_else(|| {
+                        usage(&["'server' needs the primary IPv4 address \
+                                 (or 'ServerBindAddress' in a file)"])
+                    })?;
+                let defaults = Config::new(primary);
+                let secondary = match self.secondary.or_else(|| value(&file.server_bind_address2)) {
+                    Some(s) => s,
+                    // The core's default (primary + 1) wraps around; say so
+                    // instead.
+                    None if primary == Ipv4Addr::BROADCAST => {
+                        return Err(usage(&[
+                            "255.255.255.255 has no next address; give '--secondary'",
+                        ]))
+                    }
+                    None => defaults.secondary,
+                };
+                if secondary == primary {
+                    return Err(usage(&["primary and secondary addresses must differ"]));
+                }
+                Role::Server(ServerArgs {
+                    config: Config {
+                        secondary,
+                        prefix: prefix.unwrap_or(defaults.prefix),
+                        mtu: mtu.map_or(defaults.mtu, u32::from),
+                        max_forward_payload: self
+                            .max_forward_payload
+                            .or_else(|| value(&file.max_forward_payload))
+                            .unwrap_or(defaults.max_forward_payload),
+                        ..defaults
+                    },
+                    log_level,
+                })
+            }
+            config::Role::Client => {
+                let server = self
+                    .server
+                    .or_else(|| value(&file.server_address))
+                    .ok_or_else(|| {
+                        usage(&[
+                            "'client' needs '--server <host|IPv4>' or 'ServerAddress' in a \
+                             file (there is no default server)",
+                        ])
+                    })?;
+                let server2 = self.server2.or_else(|| value(&file.server_address2));
+                if server2.is_some() && server.parse().ok() == server2 {
+                    return Err(usage(&["'--server' and '--server2' must differ"]));
+                }
+                Role::Client(ClientArgs {
+                    server,
+                    server2,
+                    fallback: self.fallback.or_else(|| value(&file.fallback_server)),
+                    interface,
+                    bind,
+                    port: port.unwrap_or(0),
+                    hook: self.hook.or_else(|| value(&file.hook)),
+                    refresh_interval: value(&file.refresh_interval),
+                    log_level,
+                })
+            }
+            config::Role::Relay => {
+                if let Some(At { value: 0, line }) = file.bind_port {
+                    let msg = "a relay needs a fixed \"BindPort\" (1 to 65535)";
+                    return Err(config::at(&file.path, line, msg).into());
+                }
+                let file_kind = match value(&file.relay_type) {
+                    Some(RelayType::Relay(k)) => Some(k),
+                    _ => None,
+                };
+                let relay = RelayArgs {
+                    bind,
+                    port: port.unwrap_or(TEREDO_PORT),
+                    interface,
+                    prefix: prefix.unwrap_or(DEFAULT_PREFIX),
+                    mtu: mtu.unwrap_or(RELAY_DEFAULT_MTU),
+                    kind: self.kind.or(file_kind).unwrap_or(RelayKind::Cone),
+                    icmp_source: self.icmp_source.or_else(|| value(&file.relay_icmp_source)),
+                    log_level,
+                };
+                if let Some(src) = relay.icmp_source {
+                    if src.octets().get(..4) == Some(&relay.prefix[..]) {
+                        return Err(usage(&[&format!(
+                            "ICMPv6 source {src} is inside the Teredo prefix: errors from it \
+                             would be routed back into the tunnel"
+                        )]));
+                    }
+                }
+                Role::Relay(relay)
+            }
+        };
+        Ok((role, process))
     }
 }
 
@@ -651,319 +790,85 @@ fn absolute(name: &str, s: &str) -> Result<PathBuf, UsageError> {
     if s.starts_with('/') {
         Ok(PathBuf::from(s))
     } else {
-        Err(usage(format!("'{s}' for '{name}' is not an absolute path")))
+        Err(bad(s, name, "is not an absolute path"))
     }
 }
 
+/// Parse the options of `role`; `reload_args` is the whole command line,
+/// kept for SIGHUP.
+#[inline(never)]
 fn parse_role(
     role: config::Role,
-    args: impl Iterator<Item = Result<String, UsageError>>,
-    reload: Reload,
+    mut args: Args,
+    reload_args: Vec<String>,
 ) -> Result<Run, UsageError> {
-    let (role, process) = match role {
-        config::Role::Server => parse_server(args)?,
-        config::Role::Client => parse_client(args)?,
-        config::Role::Relay => parse_relay(args)?,
-    };
+    let mut given = Given::default();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // Flags: no value (`--syslog=F` names a facility).
+            "--daemon" => {
+                if std::mem::replace(&mut given.daemon, true) {
+                    return Err(twice(arg));
+                }
+            }
+            "--syslog" => once(&mut given.syslog, None, arg)?,
+            _ if !arg.starts_with('-') => {
+                if role != config::Role::Server || given.primary.is_some() {
+                    return Err(stray(arg));
+                }
+                given.primary = Some(ipv4("server address", arg)?);
+            }
+            _ => {
+                let (name, value) = option_value(arg, &mut args)?;
+                given.set(role, name, value)?;
+            }
+        }
+    }
+    let (role, process) = given.finish(role)?;
     Ok(Run {
         role,
         reload: Reload {
+            args: reload_args,
             process: process.clone(),
-            ..reload
         },
         process,
     })
 }
 
-fn parse_server(
-    mut args: impl Iterator<Item = Result<String, UsageError>>,
-) -> Result<(Role, ProcessArgs), UsageError> {
-    let mut common = Common::default();
-    let mut primary = None;
-    let mut secondary = None;
-    let mut prefix = None;
-    let mut mtu = None;
-    let mut max_forward_payload = None;
-    let mut log_level = None;
-    while let Some(arg) = args.next().transpose()? {
-        if !arg.starts_with('-') {
-            if primary.is_some() {
-                return Err(usage(format!("unexpected argument '{arg}'")));
-            }
-            primary = Some(ipv4("server address", &arg)?);
-            continue;
-        }
-        if common.take(&arg, &mut args)? {
-            continue;
-        }
-        let (name, value) = option_value(&arg, &mut args)?;
-        let twice = || usage(format!("option '{name}' given twice"));
-        let name = name.as_str();
-        match name {
-            "--secondary" => set_once(&mut secondary, ipv4(name, &value)?).ok_or_else(twice)?,
-            "--prefix" => set_once(&mut prefix, teredo_prefix(name, &value)?).ok_or_else(twice)?,
-            "--mtu" => set_once(&mut mtu, parse_mtu(&value)?).ok_or_else(twice)?,
-            "--max-forward-payload" => {
-                let n = value.parse().map_err(|_| {
-                    usage(format!(
-                        "'{value}' for '{name}' is not a number from 0 to 65535"
-                    ))
-                })?;
-                set_once(&mut max_forward_payload, n).ok_or_else(twice)?
-            }
-            "--log-level" => set_once(&mut log_level, level(&value)?).ok_or_else(twice)?,
-            _ => return Err(usage(format!("unknown option '{name}'"))),
-        }
-    }
-    let (file, process) = common.finish(config::Role::Server)?;
-    let primary = primary
-        .or(value(&file.server_bind_address))
-        .ok_or_else(|| {
-            usage("'server' needs the primary IPv4 address (or 'ServerBindAddress' in a file)")
-        })?;
-    let defaults = Config::new(primary);
-    let secondary = match secondary.or(value(&file.server_bind_address2)) {
-        Some(s) => s,
-        // The core's default (primary + 1) wraps around; say so instead.
-        None if primary == Ipv4Addr::BROADCAST => {
-            return Err(usage(format!(
-                "{primary} has no next address; give '--secondary'"
-            )))
-        }
-        None => defaults.secondary,
-    };
-    if secondary == primary {
-        return Err(usage("primary and secondary addresses must differ"));
-    }
-    let server = ServerArgs {
-        config: Config {
-            secondary,
-            prefix: prefix.or(value(&file.prefix)).unwrap_or(defaults.prefix),
-            mtu: mtu
-                .or(value(&file.interface_mtu).map(u32::from))
-                .unwrap_or(defaults.mtu),
-            max_forward_payload: max_forward_payload
-                .or(value(&file.max_forward_payload))
-                .unwrap_or(defaults.max_forward_payload),
-            ..defaults
-        },
-        log_level: log_level
-            .or(value(&file.log_level))
-            .unwrap_or(LevelFilter::Info),
-    };
-    Ok((Role::Server(server), process))
-}
-
 /// `--name value` or `--name=value`: the name and its value.
-fn option_value(
-    arg: &str,
-    args: &mut impl Iterator<Item = Result<String, UsageError>>,
-) -> Result<(String, String), UsageError> {
-    let (name, inline) = match arg.split_once('=') {
-        Some((name, value)) => (name, Some(value.to_owned())),
-        None => (arg, None),
-    };
-    let value = match inline {
-        Some(v) => v,
-        None => args
-            .next()
-            .transpose()?
-            .ok_or_else(|| usage(format!("option '{name}' needs a value")))?,
-    };
-    Ok((name.to_owned(), value))
+fn option_value<'a>(arg: &'a str, args: &mut Args) -> Result<(&'a str, String), UsageError> {
+    match arg.split_once('=') {
+        Some((name, value)) => Ok((name, value.to_owned())),
+        None => match args.next() {
+            Some(value) => Ok((arg, value.clone())),
+            None => Err(usage(&["option '", arg, "' needs a value"])),
+        },
+    }
 }
 
-fn parse_client(
-    mut args: impl Iterator<Item = Result<String, UsageError>>,
-) -> Result<(Role, ProcessArgs), UsageError> {
-    let mut common = Common::default();
-    let mut server = None;
-    let mut server2 = None;
-    let mut fallback = None;
-    let mut interface = None;
-    let mut bind = None;
-    let mut port = None;
-    let mut hook = None;
-    let mut log_level = None;
-    while let Some(arg) = args.next().transpose()? {
-        if !arg.starts_with('-') {
-            return Err(usage(format!("unexpected argument '{arg}'")));
-        }
-        if common.take(&arg, &mut args)? {
-            continue;
-        }
-        let (name, value) = option_value(&arg, &mut args)?;
-        let twice = || usage(format!("option '{name}' given twice"));
-        let name = name.as_str();
-        match name {
-            "--server" => set_once(&mut server, host(name, &value)?).ok_or_else(twice)?,
-            "--server2" => set_once(&mut server2, ipv4(name, &value)?).ok_or_else(twice)?,
-            "--fallback" => set_once(&mut fallback, host(name, &value)?).ok_or_else(twice)?,
-            "--interface" => set_once(&mut interface, interface_name(&value)?).ok_or_else(twice)?,
-            "--bind" => set_once(&mut bind, ipv4(name, &value)?).ok_or_else(twice)?,
-            "--port" => {
-                let n = value.parse().map_err(|_| {
-                    usage(format!(
-                        "'{value}' for '--port' is not a number from 0 to 65535"
-                    ))
-                })?;
-                set_once(&mut port, n).ok_or_else(twice)?
-            }
-            "--hook" => {
-                if value.is_empty() {
-                    return Err(usage("'--hook' needs a program path"));
-                }
-                set_once(&mut hook, PathBuf::from(value)).ok_or_else(twice)?
-            }
-            "--log-level" => set_once(&mut log_level, level(&value)?).ok_or_else(twice)?,
-            _ => return Err(usage(format!("unknown option '{name}'"))),
+/// Store `value` unless option `name` was already given.
+fn once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), UsageError> {
+    match slot {
+        Some(_) => Err(twice(name)),
+        None => {
+            *slot = Some(value);
+            Ok(())
         }
     }
-    let (file, process) = common.finish(config::Role::Client)?;
-    let server: String = server.or(value(&file.server_address)).ok_or_else(|| {
-        usage(
-            "'client' needs '--server <host|IPv4>' or 'ServerAddress' in a file \
-             (there is no default server)",
-        )
-    })?;
-    let server2 = server2.or(value(&file.server_address2));
-    if let (Ok(primary), Some(secondary)) = (server.parse::<Ipv4Addr>(), server2) {
-        if primary == secondary {
-            return Err(usage("'--server' and '--server2' must differ"));
-        }
-    }
-    let client = ClientArgs {
-        server,
-        server2,
-        fallback: fallback.or(value(&file.fallback_server)),
-        interface: interface
-            .or(value(&file.interface_name))
-            .unwrap_or_else(|| DEFAULT_INTERFACE.to_owned()),
-        bind: bind
-            .or(value(&file.bind_address))
-            .unwrap_or(Ipv4Addr::UNSPECIFIED),
-        port: port.or(value(&file.bind_port)).unwrap_or(0),
-        hook: hook.or(value(&file.hook)),
-        refresh_interval: value(&file.refresh_interval),
-        log_level: log_level
-            .or(value(&file.log_level))
-            .unwrap_or(LevelFilter::Info),
-    };
-    Ok((Role::Client(client), process))
 }
 
-fn parse_relay(
-    mut args: impl Iterator<Item = Result<String, UsageError>>,
-) -> Result<(Role, ProcessArgs), UsageError> {
-    let mut common = Common::default();
-    let mut bind = None;
-    let mut port = None;
-    let mut interface = None;
-    let mut prefix = None;
-    let mut mtu = None;
-    let mut kind = None;
-    let mut icmp_source = None;
-    let mut log_level = None;
-    while let Some(arg) = args.next().transpose()? {
-        if !arg.starts_with('-') {
-            return Err(usage(format!("unexpected argument '{arg}'")));
-        }
-        if common.take(&arg, &mut args)? {
-            continue;
-        }
-        let (name, value) = option_value(&arg, &mut args)?;
-        let twice = || usage(format!("option '{name}' given twice"));
-        let name = name.as_str();
-        match name {
-            "--bind" => set_once(&mut bind, ipv4(name, &value)?).ok_or_else(twice)?,
-            "--port" => {
-                let n = match value.parse() {
-                    Ok(n) if n != 0 => n,
-                    _ => {
-                        return Err(usage(format!(
-                            "'{value}' for '--port' is not a number from 1 to 65535"
-                        )))
-                    }
-                };
-                set_once(&mut port, n).ok_or_else(twice)?
-            }
-            "--interface" => set_once(&mut interface, interface_name(&value)?).ok_or_else(twice)?,
-            "--prefix" => set_once(&mut prefix, teredo_prefix(name, &value)?).ok_or_else(twice)?,
-            // parse_mtu caps at 65535, so the narrowing cannot fail.
-            "--mtu" => {
-                set_once(&mut mtu, parse_mtu(&value)?.min(65535) as u16).ok_or_else(twice)?
-            }
-            "--type" => {
-                let k = match value.as_str() {
-                    "cone" => RelayKind::Cone,
-                    "restricted" => RelayKind::Restricted,
-                    _ => {
-                        return Err(usage(format!(
-                            "relay type '{value}' is not one of cone, restricted"
-                        )))
-                    }
-                };
-                set_once(&mut kind, k).ok_or_else(twice)?
-            }
-            "--icmp-source" => {
-                set_once(&mut icmp_source, unicast6(name, &value)?).ok_or_else(twice)?
-            }
-            "--log-level" => set_once(&mut log_level, level(&value)?).ok_or_else(twice)?,
-            _ => return Err(usage(format!("unknown option '{name}'"))),
-        }
-    }
-    let (file, process) = common.finish(config::Role::Relay)?;
-    if let Some(At { value: 0, line }) = file.bind_port {
-        return Err(UsageError {
-            msg: format!(
-                "{}:{line}: a relay needs a fixed \"BindPort\" (1 to 65535)",
-                file.path.display()
-            ),
-            command_line: false,
-        });
-    }
-    let file_kind = match value(&file.relay_type) {
-        Some(RelayType::Relay(k)) => Some(k),
-        _ => None,
-    };
-    let relay = RelayArgs {
-        bind: bind
-            .or(value(&file.bind_address))
-            .unwrap_or(Ipv4Addr::UNSPECIFIED),
-        port: port.or(value(&file.bind_port)).unwrap_or(TEREDO_PORT),
-        interface: interface
-            .or(value(&file.interface_name))
-            .unwrap_or_else(|| DEFAULT_INTERFACE.to_owned()),
-        prefix: prefix.or(value(&file.prefix)).unwrap_or(DEFAULT_PREFIX),
-        mtu: mtu
-            .or(value(&file.interface_mtu))
-            .unwrap_or(RELAY_DEFAULT_MTU),
-        kind: kind.or(file_kind).unwrap_or(RelayKind::Cone),
-        icmp_source: icmp_source.or(value(&file.relay_icmp_source)),
-        log_level: log_level
-            .or(value(&file.log_level))
-            .unwrap_or(LevelFilter::Info),
-    };
-    if let Some(src) = relay.icmp_source {
-        if src.octets().get(..4) == Some(&relay.prefix[..]) {
-            return Err(usage(format!(
-                "ICMPv6 source {src} is inside the Teredo prefix: errors from it \
-                 would be routed back into the tunnel"
-            )));
-        }
-    }
-    Ok((Role::Relay(relay), process))
+#[inline(never)]
+fn twice(name: &str) -> UsageError {
+    usage(&["option '", name, "' given twice"])
 }
 
 /// A unicast IPv6 address usable as a packet source.
 pub(crate) fn unicast6(what: &str, s: &str) -> Result<Ipv6Addr, UsageError> {
     let addr: Ipv6Addr = s
         .parse()
-        .map_err(|_| usage(format!("'{s}' for '{what}' is not an IPv6 address")))?;
+        .map_err(|_| bad(s, what, "is not an IPv6 address"))?;
     if addr.is_multicast() || addr.is_unspecified() || addr.is_loopback() {
-        return Err(usage(format!(
-            "{addr} for '{what}' is not a unicast address"
-        )));
+        return Err(usage(&[s, " for '", what, "' is not a unicast address"]));
     }
     Ok(addr)
 }
@@ -977,9 +882,7 @@ pub(crate) fn host(what: &str, s: &str) -> Result<String, UsageError> {
     if ok {
         Ok(s.to_owned())
     } else {
-        Err(usage(format!(
-            "'{s}' for '{what}' is neither a host name nor an IPv4 address"
-        )))
+        Err(bad(s, what, "is neither a host name nor an IPv4 address"))
     }
 }
 
@@ -992,56 +895,89 @@ pub(crate) fn interface_name(s: &str) -> Result<String, UsageError> {
         || s.bytes()
             .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0);
     if bad {
-        return Err(usage(format!(
-            "'{s}' is not a valid interface name (1 to {MAX_NAME_LEN} bytes, no '/', ':' or spaces)"
-        )));
+        return Err(usage(&[
+            "'",
+            s,
+            "' is not a valid interface name (1 to ",
+            &MAX_NAME_LEN.to_string(),
+            " bytes, no '/', ':' or spaces)",
+        ]));
     }
     Ok(s.to_owned())
 }
 
-/// Store `value` unless the option was already set (`None` then).
-fn set_once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
-    match slot {
-        Some(_) => None,
-        None => {
-            *slot = Some(value);
-            Some(())
-        }
-    }
-}
-
+/// An IPv4 address literal; `what` is the option, the directive or the
+/// argument's role, as written in the message (unquoted).
 pub(crate) fn ipv4(what: &str, s: &str) -> Result<Ipv4Addr, UsageError> {
     s.parse()
-        .map_err(|_| usage(format!("'{s}' for {what} is not an IPv4 address")))
+        .map_err(|_| usage(&["'", s, "' for ", what, " is not an IPv4 address"]))
 }
 
 /// A Teredo /32 prefix written as an IPv6 address, e.g. `2001::`.
 pub(crate) fn teredo_prefix(what: &str, s: &str) -> Result<[u8; 4], UsageError> {
     let addr: Ipv6Addr = s
         .parse()
-        .map_err(|_| usage(format!("'{s}' for '{what}' is not an IPv6 address")))?;
+        .map_err(|_| bad(s, what, "is not an IPv6 address"))?;
     let bits = u128::from(addr);
     if bits & (u128::MAX >> 32) != 0 {
-        return Err(usage(format!(
-            "prefix {addr} has bits set beyond the first 32"
-        )));
+        return Err(usage(&["prefix ", s, " has bits set beyond the first 32"]));
     }
     if addr.is_multicast() {
-        return Err(usage(format!("prefix {addr} is multicast (ff00::/8)")));
+        return Err(usage(&["prefix ", s, " is multicast (ff00::/8)"]));
     }
     // The top 32 bits, as the four bytes the core takes.
     Ok(((bits >> 96) as u32).to_be_bytes())
 }
 
-fn parse_mtu(s: &str) -> Result<u32, UsageError> {
+/// A decimal number from `min` to 65535 for option `name`.
+fn number(name: &str, s: &str, min: u16) -> Result<u16, UsageError> {
     match s.parse() {
-        Ok(n) if (1280..=65535).contains(&n) => Ok(n),
-        _ => Err(usage(format!(
-            "MTU '{s}' is not a number from 1280 to 65535"
-        ))),
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(bad(
+            s,
+            name,
+            if min == 0 {
+                "is not a number from 0 to 65535"
+            } else {
+                "is not a number from 1 to 65535"
+            },
+        )),
     }
 }
 
+/// An MTU: IPv6 needs at least 1280 (RFC 8200 §5).
+fn mtu(s: &str) -> Result<u16, UsageError> {
+    match s.parse() {
+        Ok(n) if n >= 1280 => Ok(n),
+        _ => Err(usage(&["MTU '", s, "' is not a number from 1280 to 65535"])),
+    }
+}
+
+fn relay_kind(s: &str) -> Result<RelayKind, UsageError> {
+    match s {
+        "cone" => Ok(RelayKind::Cone),
+        "restricted" => Ok(RelayKind::Restricted),
+        _ => Err(usage(&[
+            "relay type '",
+            s,
+            "' is not one of cone, restricted",
+        ])),
+    }
+}
+
+/// A syslog facility by name (`--syslog=`, `SyslogFacility`).
+pub(crate) fn facility(s: &str) -> Result<Facility, UsageError> {
+    Facility::from_name(s).ok_or_else(|| {
+        usage(&[
+            "syslog facility '",
+            s,
+            "' is not one of ",
+            &Facility::NAMES.join(", "),
+        ])
+    })
+}
+
+/// A log level by name (`--log-level`, `LogLevel`).
 pub(crate) fn level(s: &str) -> Result<LevelFilter, UsageError> {
     Ok(match s {
         "error" => LevelFilter::Error,
@@ -1050,9 +986,11 @@ pub(crate) fn level(s: &str) -> Result<LevelFilter, UsageError> {
         "debug" => LevelFilter::Debug,
         "trace" => LevelFilter::Trace,
         _ => {
-            return Err(usage(format!(
-                "log level '{s}' is not one of error, warn, info, debug, trace"
-            )))
+            return Err(usage(&[
+                "log level '",
+                s,
+                "' is not one of error, warn, info, debug, trace",
+            ]))
         }
     })
 }
@@ -1092,7 +1030,7 @@ mod test {
         assert_eq!(p(&["relay", "--help"]), Ok(Command::Help));
         assert_eq!(p(&["server", "--help"]), Ok(Command::Help));
         assert!(VERSION.starts_with("shipworm 0."));
-        let help = help();
+        let help = HELP;
         assert!(help.contains("Teredo client behind a cone or restricted NAT"));
         assert!(help.contains("relay                   Teredo relay"));
         assert!(help.contains("local UDP port (default: 3544)"));
@@ -1101,6 +1039,27 @@ mod test {
         assert!(help.contains("(default: teredo)"));
         assert!(help.contains("(default: 2001::)"));
         assert!(help.contains("(default: 88)"));
+    }
+
+    #[test]
+    fn help_shows_the_real_defaults() {
+        use shipworm_core::server::{DEFAULT_MAX_FORWARD_PAYLOAD, DEFAULT_MTU};
+        let [a, b, c, d] = DEFAULT_PREFIX;
+        let prefix = Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(HELP.starts_with(&format!("{VERSION}: Teredo")));
+        for want in [
+            format!("check a file (default {DEFAULT_CONFIG})"),
+            format!("be zero (default: {prefix})"),
+            format!("1280 to 65535\n                             (default: {DEFAULT_MTU})"),
+            format!("bubbles (default: {DEFAULT_MAX_FORWARD_PAYLOAD})"),
+            format!("tunnel interface (default: {DEFAULT_INTERFACE})"),
+            format!("local UDP port (default: {TEREDO_PORT})"),
+            format!("as for the\n                             server (default: {prefix})"),
+            format!("tunnel MTU, 1280 to 65535 (default: {RELAY_DEFAULT_MTU})"),
+            format!("--daemon: {DEFAULT_PID_FILE})"),
+        ] {
+            assert!(HELP.contains(&want), "--help lacks {want:?}");
+        }
     }
 
     #[test]

@@ -131,6 +131,20 @@ pub struct File {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error(String);
 
+impl Error {
+    /// The message, for the command line's error type.
+    pub(crate) fn into_message(self) -> String {
+        self.0
+    }
+}
+
+/// The error `msg` at `line` of `path`: `path:line: msg`, the one shape of
+/// every error inside a file (one helper, not a `format!` per message).
+#[inline(never)]
+pub(crate) fn at(path: &Path, line: usize, msg: &str) -> Error {
+    Error(format!("{}:{line}: {msg}", path.display()))
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -161,7 +175,7 @@ pub fn parse(path: &Path, text: &str) -> Result<File, Error> {
     };
     for (n, line) in text.lines().enumerate() {
         let n = n + 1;
-        let fail = |msg: String| Error(format!("{}:{n}: {msg}", path.display()));
+        let fail = |msg: String| at(path, n, &msg);
         if line.len() > LINE_MAX {
             return Err(fail(format!("line longer than {LINE_MAX} bytes")));
         }
@@ -171,12 +185,17 @@ pub fn parse(path: &Path, text: &str) -> Result<File, Error> {
             continue;
         }
         let Some(value) = tokens.next().filter(|v| !v.starts_with('#')) else {
-            return Err(fail(format!("directive \"{name}\" has no value")));
+            return Err(fail(["directive \"", name, "\" has no value"].concat()));
         };
         if let Some(extra) = tokens.next().filter(|t| !t.starts_with('#')) {
-            return Err(fail(format!(
-                "unexpected \"{extra}\" after the value of \"{name}\""
-            )));
+            let msg = [
+                "unexpected \"",
+                extra,
+                "\" after the value of \"",
+                name,
+                "\"",
+            ];
+            return Err(fail(msg.concat()));
         }
         file.set(name, value, n).map_err(fail)?;
     }
@@ -185,14 +204,18 @@ pub fn parse(path: &Path, text: &str) -> Result<File, Error> {
 
 /// Store `value` at `line` unless the slot is taken.
 fn put<T>(slot: &mut Option<At<T>>, value: T, line: usize, name: &str) -> Result<(), String> {
-    if let Some(first) = slot {
-        return Err(format!(
-            "duplicate directive \"{name}\" (first on line {})",
-            first.line
-        ));
+    match slot {
+        Some(first) => Err(duplicate(name, first.line)),
+        None => {
+            *slot = Some(At { value, line });
+            Ok(())
+        }
     }
-    *slot = Some(At { value, line });
-    Ok(())
+}
+
+#[inline(never)]
+fn duplicate(name: &str, first: usize) -> String {
+    format!("duplicate directive \"{name}\" (first on line {first})")
 }
 
 /// An integer as C's `strtoul` base 0 reads it (Miredo's rule): `0x` hex,
@@ -221,13 +244,13 @@ fn path(name: &str, s: &str) -> Result<PathBuf, String> {
     if s.starts_with('/') {
         Ok(PathBuf::from(s))
     } else {
-        Err(format!("\"{s}\" for \"{name}\" is not an absolute path"))
+        Err(["\"", s, "\" for \"", name, "\" is not an absolute path"].concat())
     }
 }
 
 impl File {
     fn set(&mut self, name: &str, v: &str, n: usize) -> Result<(), String> {
-        let u = |e: UsageError| e.to_string();
+        let u = UsageError::into_message;
         match name.to_ascii_lowercase().as_str() {
             "relaytype" => {
                 let t = match v.to_ascii_lowercase().as_str() {
@@ -235,10 +258,9 @@ impl File {
                     "relay" | "cone" => RelayType::Relay(RelayKind::Cone),
                     "restricted" => RelayType::Relay(RelayKind::Restricted),
                     _ => {
-                        return Err(format!(
-                            "\"{v}\" for \"RelayType\" is not one of client, autoclient, \
-                             relay, cone, restricted"
-                        ))
+                        let msg = "\" for \"RelayType\" is not one of client, autoclient, \
+                                   relay, cone, restricted";
+                        return Err(["\"", v, msg].concat());
                     }
                 };
                 put(&mut self.relay_type, t, n, name)
@@ -288,12 +310,7 @@ impl File {
                 put(&mut self.bind_port, port as u16, n, name)
             }
             "syslogfacility" => {
-                let f = Facility::from_name(v).ok_or_else(|| {
-                    format!(
-                        "\"{v}\" for \"SyslogFacility\" is not one of {}",
-                        Facility::NAMES.join(", ")
-                    )
-                })?;
+                let f = cli::facility(v).map_err(u)?;
                 put(&mut self.syslog_facility, f, n, name)
             }
             "serverbindaddress" => put(
@@ -324,7 +341,7 @@ impl File {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
                 if !ok {
-                    return Err(format!("\"{v}\" for \"User\" is not a user name"));
+                    return Err(["\"", v, "\" for \"User\" is not a user name"].concat());
                 }
                 put(&mut self.user, v.to_owned(), n, name)
             }
@@ -364,12 +381,13 @@ impl File {
                 RelayType::Relay(_) => Relay,
             };
             if want != role {
-                return Err(Error(format!(
-                    "{}:{line}: \"RelayType\" asks for the {} role, not {}",
-                    self.path.display(),
+                let msg = [
+                    "\"RelayType\" asks for the ",
                     want.name(),
-                    role.name()
-                )));
+                    " role, not ",
+                    role.name(),
+                ];
+                return Err(at(&self.path, *line, &msg.concat()));
             }
         }
         // The directives of one or two roles; the others (logging and
@@ -410,11 +428,14 @@ impl File {
         for (name, line, roles) in lines {
             if let Some(line) = line {
                 if !roles.contains(&role) {
-                    return Err(Error(format!(
-                        "{}:{line}: \"{name}\" does not apply to the {} role",
-                        self.path.display(),
-                        role.name()
-                    )));
+                    let msg = [
+                        "\"",
+                        name,
+                        "\" does not apply to the ",
+                        role.name(),
+                        " role",
+                    ];
+                    return Err(at(&self.path, line, &msg.concat()));
                 }
             }
         }

@@ -18,7 +18,7 @@ const FAILURE: u8 = 1;
 fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::Help) => {
-            print!("{}", cli::help());
+            print!("{}", cli::HELP);
             ExitCode::SUCCESS
         }
         Ok(Command::Version) => {
@@ -33,12 +33,15 @@ fn main() -> ExitCode {
         Ok(Command::Status(args)) => {
             ExitCode::from(status::command(args.json, args.socket.as_deref()))
         }
-        Err(e) if e.is_command_line() => {
-            eprintln!("shipworm: {e}; see 'shipworm --help'");
-            ExitCode::from(USAGE)
-        }
         Err(e) => {
-            eprintln!("shipworm: {e}");
+            // A file's mistake is named by file and line; --help helps with
+            // the command line's only.
+            let hint = if e.is_command_line() {
+                "; see 'shipworm --help'"
+            } else {
+                ""
+            };
+            eprintln!("shipworm: {e}{hint}");
             ExitCode::from(USAGE)
         }
     }
