@@ -56,7 +56,6 @@
 //! on bigger hosts; it is left for the benchmark issue, to be done only if
 //! measurements show the single thread is the bottleneck.
 
-use core::fmt;
 use core::net::{Ipv6Addr, SocketAddrV4};
 use std::io;
 use std::os::fd::AsFd;
@@ -70,14 +69,14 @@ use crate::cli::ProcessArgs;
 use crate::cli::{RelayArgs, Reload, Role};
 use crate::config;
 use crate::privileges::{Keep, Target};
-
-use crate::role::{self, Error, SignalHandler};
+use crate::role::{self, prefix_addr, Error, SignalHandler, BATCH, BATCHES_PER_WAKE};
 use crate::status::{self, StatusSocket};
 use crate::sys::clock;
 use crate::sys::netlink::{Netlink, Op};
-use crate::sys::poll::{poll, PollFd};
+use crate::sys::poll::PollFd;
 use crate::sys::random::OsRng;
 use crate::sys::signal::Signals;
+use crate::sys::stack;
 use crate::sys::tun::Tun;
 use crate::sys::udp::{RecvBatch, SendBatch, UdpSocket};
 
@@ -96,16 +95,14 @@ const PREFIX_LEN: u8 = 32;
 /// Where the kernel says whether it forwards IPv6.
 pub const FORWARDING_SYSCTL: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
 
-/// Datagrams or packets per `recvmmsg` / `sendmmsg` batch.
-pub const BATCH: usize = 32;
-
-/// Batches drained from one descriptor before polling again.
-pub const BATCHES_PER_WAKE: usize = 4;
-
 /// Receive slot size: the largest UDP payload over IPv4 (65,507 bytes) and
 /// the largest packet a tun with the largest MTU hands out (65,535) fit, so
 /// nothing is ever cut. Untouched pages of the slots cost no memory.
 const SLOT: usize = 1 << 16;
+
+/// Stack for building the relay: its 1.4 MiB value, once more for the copy
+/// into the heap, and room to spare.
+const RELAY_BUILD_STACK: usize = 8 << 20;
 
 /// Kernel socket buffer requested each way: about 30 ms at 1 Gbit/s, so a
 /// burst that arrives while the loop writes to the tunnel is queued, not
@@ -159,12 +156,6 @@ impl Forwarding {
             ))),
         }
     }
-}
-
-/// The Teredo prefix as an IPv6 network address.
-fn prefix_addr(prefix: [u8; 4]) -> Ipv6Addr {
-    let [a, b, c, d] = prefix;
-    Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
 }
 
 /// The core's configuration from the command line; `host` is the host's
@@ -231,26 +222,12 @@ fn kind_name(kind: RelayKind) -> &'static str {
 /// SIGINT or SIGTERM. SIGHUP reads the configuration again through
 /// `reload` (see [`EventLoop::apply`] for what changes at once).
 pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
-    // First, so a signal during start-up is not lost to its default action.
-    let signals = Signals::install()
-        .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
-    let rng = OsRng::new().map_err(|e| Error::Startup(format!("getrandom(2) failed: {e}")))?;
+    let signals = role::install_signals()?;
     let target = Target::for_role(process.user.as_deref(), process.chroot.as_deref(), false)?;
     Forwarding::read().check()?;
     // Before the tunnel: a port in use must not leave a route behind.
     let local = SocketAddrV4::new(args.bind, args.port);
-    let udp = UdpSocket::bind(local, SOCKET_BUFFER).map_err(|e| {
-        Error::Startup(match e.kind() {
-            io::ErrorKind::AddrInUse => format!("address {local} is in use"),
-            io::ErrorKind::AddrNotAvailable => {
-                format!("address {} is not assigned to this host", local.ip())
-            }
-            io::ErrorKind::PermissionDenied => {
-                format!("binding {local} needs root or CAP_NET_BIND_SERVICE")
-            }
-            _ => format!("cannot bind {local}: {e}"),
-        })
-    })?;
+    let udp = role::bind(local, SOCKET_BUFFER)?;
     let tun = Tun::open(&args.interface).map_err(|e| {
         Error::Startup(match e.kind() {
             io::ErrorKind::PermissionDenied => {
@@ -259,8 +236,7 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
             _ => format!("cannot create tunnel interface {}: {e}", args.interface),
         })
     })?;
-    let mut nl = Netlink::open()
-        .map_err(|e| Error::Startup(format!("cannot open a netlink socket: {e}")))?;
+    let mut nl = Netlink::open().map_err(|e| Error::startup("cannot open a netlink socket", &e))?;
     let prefix = prefix_addr(args.prefix);
     set_up_tunnel(&mut nl, &tun, args.mtu, prefix).map_err(|e| {
         Error::Startup(format!(
@@ -274,7 +250,6 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
     // Before the chroot hides /proc.
     let host_icmp = host_icmp_source(args.prefix);
     target.apply(Keep::Nothing)?;
-    let now = clock::now();
     let config = config(&args, host_icmp);
     if args.icmp_source.is_none() && host_icmp.is_none() {
         warn!(
@@ -293,7 +268,7 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
         config.icmp_source
     );
     let out_slot = usize::from(args.mtu).max(1280) + 64;
-    let relay = build_on_heap(config, rng, now)?;
+    let relay = build(config)?;
     // Socket and tunnel set up, privileges dropped: a `--daemon` start
     // succeeded.
     crate::sys::daemon::ready();
@@ -341,23 +316,6 @@ struct Counters {
     tun_write_failed: u64,
 }
 
-impl fmt::Display for Counters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "UDP: {} datagrams received ({} too long, dropped), {} sent, {} sends failed; \
-             tunnel: {} packets read, {} written, {} writes failed",
-            self.udp_received,
-            self.udp_truncated,
-            self.udp_sent,
-            self.udp_send_failed,
-            self.tun_read,
-            self.tun_written,
-            self.tun_write_failed
-        )
-    }
-}
-
 struct EventLoop {
     /// Large (its peer table): kept on the heap.
     relay: Box<Relay<OsRng>>,
@@ -397,7 +355,7 @@ impl EventLoop {
                     PollFd::readable(self.tun.as_fd()),
                     self.status.poll_fd(),
                 ];
-                poll(&mut fds, timeout).map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
+                role::poll(&mut fds, timeout)?;
                 let [s, u, t, st] = &fds;
                 (s.is_ready(), u.is_ready(), t.is_ready(), st.is_ready())
             };
@@ -416,7 +374,16 @@ impl EventLoop {
             }
             if self.relay.poll_timeout().is_some_and(|t| t <= now) {
                 self.relay.handle_timeout(now);
-                self.transmit(now);
+                // Bubbles due, queues given up.
+                let EventLoop {
+                    relay,
+                    udp,
+                    tun,
+                    transmit,
+                    counters,
+                    ..
+                } = self;
+                drain_transmits(relay, udp, tun, transmit, counters, now);
             }
         }
     }
@@ -434,7 +401,8 @@ impl EventLoop {
         let local = udp
             .local_addr()
             .unwrap_or(SocketAddrV4::new(core::net::Ipv4Addr::UNSPECIFIED, 0));
-        status.serve(|j| {
+        // A trait object: one instance of `serve` for every role.
+        let render: &mut dyn FnMut(&mut status::Json<'_>) = &mut |j| {
             status::relay(
                 j,
                 relay.config(),
@@ -452,42 +420,34 @@ impl EventLoop {
                     ("tun_write_failed", c.tun_write_failed),
                 ],
             )
-        });
+        };
+        status.serve(render);
     }
 
+    /// The core's counters, then the glue's own.
     fn log_stats(&self) {
         info!(
             "stats: {} peers; {}",
             self.relay.peers().len(),
             self.relay.stats()
         );
-        info!("{}", self.counters);
+        let c = &self.counters;
+        info!(
+            "UDP: {} datagrams received ({} too long, dropped), {} sent, {} sends failed; \
+             tunnel: {} packets read, {} written, {} writes failed",
+            c.udp_received,
+            c.udp_truncated,
+            c.udp_sent,
+            c.udp_send_failed,
+            c.tun_read,
+            c.tun_written,
+            c.tun_write_failed
+        );
     }
 
-    /// Receive and relay what the UDP socket has queued, a few batches at
-    /// most.
+    /// Receive what the UDP socket has queued, feed it to the core and carry
+    /// out its answers, a few batches at most.
     fn on_udp(&mut self, now: Instant) {
-        for _ in 0..BATCHES_PER_WAKE {
-            match self.udp_rx.recv(&self.udp) {
-                Ok(0) => return,
-                Ok(n) => {
-                    self.relay_datagrams(now);
-                    if n < BATCH {
-                        return;
-                    }
-                }
-                // Transient (e.g. ENOMEM): the datagrams stay queued and
-                // poll reports the socket again.
-                Err(e) => {
-                    warn!("receive: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Feed the last received batch to the core and carry out its answers.
-    fn relay_datagrams(&mut self, now: Instant) {
         let EventLoop {
             relay,
             udp,
@@ -499,18 +459,20 @@ impl EventLoop {
             counters,
             ..
         } = self;
-        let mut tx = SendBatch::<BATCH>::new(udp);
-        for (dgram, out) in udp_rx.iter().zip(out.chunks_exact_mut(*out_slot)) {
-            counters.udp_received += 1;
-            if dgram.truncated {
-                counters.udp_truncated += 1;
-                continue;
+        role::receive(udp_rx, udp, &mut |rx| {
+            let mut tx = SendBatch::<BATCH>::new(udp);
+            for (dgram, out) in rx.iter().zip(out.chunks_exact_mut(*out_slot)) {
+                counters.udp_received += 1;
+                if dgram.truncated {
+                    counters.udp_truncated += 1;
+                    continue;
+                }
+                let output = relay.handle_udp(now, dgram.from, dgram.data, out);
+                carry_out(output, &mut tx, tun, counters);
+                drain_transmits(relay, udp, tun, transmit, counters, now);
             }
-            let output = relay.handle_udp(now, dgram.from, dgram.data, out);
-            carry_out(output, &mut tx, tun, counters);
-            drain_transmits(relay, udp, tun, transmit, counters, now);
-        }
-        finish(tx, counters);
+            finish(tx, udp, counters);
+        });
     }
 
     /// Read and relay what the tunnel has queued, a few batches at most.
@@ -564,20 +526,7 @@ impl EventLoop {
             carry_out(output, &mut tx, tun, counters);
             drain_transmits(relay, udp, tun, transmit, counters, now);
         }
-        finish(tx, counters);
-    }
-
-    /// After a timer: bubbles due, queues given up.
-    fn transmit(&mut self, now: Instant) {
-        let EventLoop {
-            relay,
-            udp,
-            tun,
-            transmit,
-            counters,
-            ..
-        } = self;
-        drain_transmits(relay, udp, tun, transmit, counters, now);
+        finish(tx, udp, counters);
     }
 }
 
@@ -596,13 +545,13 @@ fn carry_out<'a>(
 }
 
 /// Send the batch and count the outcome.
-fn finish(tx: SendBatch<'_, '_, BATCH>, counters: &mut Counters) {
-    let sent = tx.finish();
-    counters.udp_sent += sent.sent as u64;
-    counters.udp_send_failed += sent.failed as u64;
-    if let Some(e) = sent.last_error {
-        debug!("{} UDP sends failed: {e}", sent.failed);
-    }
+fn finish(tx: SendBatch<'_, '_, BATCH>, udp: &UdpSocket, counters: &mut Counters) {
+    role::count_sent(
+        tx.finish(),
+        udp,
+        &mut counters.udp_sent,
+        &mut counters.udp_send_failed,
+    );
 }
 
 fn write_tunnel(tun: &Tun, counters: &mut Counters, packet: &[u8]) {
@@ -639,20 +588,21 @@ fn drain_transmits(
     }
 }
 
-/// The core's relay, 1.4 MiB with its peer table, built on a short-lived
-/// thread. `Box::new(Relay::new(..))` builds the value on the stack first and
-/// copies it, so the main thread's stack would keep ~2 MiB of pages resident
-/// for the process's life; a finished thread's stack is unmapped instead.
-fn build_on_heap(config: Config, rng: OsRng, now: Instant) -> Result<Box<Relay<OsRng>>, Error> {
-    std::thread::Builder::new()
-        .name("relay-init".into())
-        .stack_size(8 << 20)
-        .spawn(move || Box::new(Relay::new(config, rng, now)))
-        .and_then(|t| {
-            t.join()
-                .map_err(|_| io::Error::other("the thread building the relay panicked"))
-        })
-        .map_err(|e| Error::Startup(format!("cannot build the relay's tables: {e}")))
+/// The core's relay, 1.4 MiB with its peer table, with fresh keys from the
+/// kernel, built on a stack of its own ([`stack::run_on_own_stack`]).
+/// `Box::new(Relay::new(..))` builds the value on the stack first and
+/// copies it, so the main thread's stack would keep ~2 MiB of pages
+/// resident for the process's life; that stack is unmapped once the relay
+/// is built.
+fn build(config: Config) -> Result<Box<Relay<OsRng>>, Error> {
+    let mut rng = Some(OsRng::new().map_err(|e| Error::startup("getrandom(2) failed", &e))?);
+    let now = clock::now();
+    let mut relay = None;
+    stack::run_on_own_stack(RELAY_BUILD_STACK, &mut || {
+        relay = rng.take().map(|rng| Box::new(Relay::new(config, rng, now)));
+    })
+    .map_err(|e| Error::startup("cannot build the relay's tables", &e))?;
+    relay.ok_or_else(|| Error::Startup("cannot build the relay's tables".to_owned()))
 }
 
 impl SignalHandler for EventLoop {
@@ -675,30 +625,31 @@ impl EventLoop {
     /// Apply reloaded settings as far as an unprivileged process can,
     /// keeping the peer table unless the core must be built anew.
     fn apply(&mut self, new: RelayArgs) {
-        let old = self.args.clone();
-        let mut args = RelayArgs {
-            log_level: new.log_level,
-            ..old.clone()
-        };
+        let args = &mut self.args;
+        args.log_level = new.log_level;
         // The tunnel's name and MTU and the prefix route need CAP_NET_ADMIN,
         // which the relay gave up after set-up (see the module docs).
-        let later: Vec<&str> = [
-            ("InterfaceName", new.interface != old.interface),
-            ("Prefix", new.prefix != old.prefix),
-            ("InterfaceMTU", new.mtu != old.mtu),
-        ]
-        .into_iter()
-        .filter_map(|(name, changed)| changed.then_some(name))
-        .collect();
+        let mut later = String::new();
+        for (name, changed) in [
+            ("InterfaceName", new.interface != args.interface),
+            ("Prefix", new.prefix != args.prefix),
+            ("InterfaceMTU", new.mtu != args.mtu),
+        ] {
+            if changed {
+                if !later.is_empty() {
+                    later.push_str(", ");
+                }
+                later.push_str(name);
+            }
+        }
         if !later.is_empty() {
             warn!(
-                "reload: {} changed; it needs a restart (the relay keeps no privilege \
-                 to change its tunnel or route)",
-                later.join(", ")
+                "reload: {later} changed; it needs a restart (the relay keeps no privilege \
+                 to change its tunnel or route)"
             );
         }
         let mut changed = false;
-        if (new.bind, new.port) != (old.bind, old.port) {
+        if (new.bind, new.port) != (args.bind, args.port) {
             let local = SocketAddrV4::new(new.bind, new.port);
             match UdpSocket::bind(local, SOCKET_BUFFER) {
                 Ok(udp) => {
@@ -708,33 +659,27 @@ impl EventLoop {
                     info!("reload: now on UDP {local}; peers kept");
                 }
                 Err(e) => {
-                    let why = match e.kind() {
+                    let why: &dyn core::fmt::Display = match e.kind() {
                         io::ErrorKind::PermissionDenied => {
-                            "ports below 1024 need a privilege the relay gave up; \
-                             restart to use it"
-                                .to_owned()
+                            &"ports below 1024 need a privilege the relay gave up; \
+                              restart to use it"
                         }
-                        _ => e.to_string(),
+                        _ => &e,
                     };
                     error!(
                         "reload: cannot bind {local}: {why}; keeping UDP {}:{}",
-                        old.bind, old.port
+                        args.bind, args.port
                     );
                 }
             }
         }
-        if (new.kind, new.icmp_source) != (old.kind, old.icmp_source) {
+        if (new.kind, new.icmp_source) != (args.kind, args.icmp_source) {
             // The core fixes both at creation: a new one, with an empty
             // peer table.
-            args.kind = new.kind;
-            args.icmp_source = new.icmp_source;
-            let config = config(&args, self.host_icmp);
-            let built = OsRng::new()
-                .map_err(|e| format!("getrandom(2) failed: {e}"))
-                .and_then(|rng| {
-                    build_on_heap(config, rng, clock::now()).map_err(|e| e.to_string())
-                });
-            match built {
+            let old = (args.kind, args.icmp_source);
+            (args.kind, args.icmp_source) = (new.kind, new.icmp_source);
+            let config = config(args, self.host_icmp);
+            match build(config) {
                 Ok(relay) => {
                     info!(
                         "reload: relay type now {}, ICMPv6 errors from {}; peers reset",
@@ -746,14 +691,13 @@ impl EventLoop {
                 }
                 Err(e) => {
                     error!("reload: {e}; keeping the running relay");
-                    (args.kind, args.icmp_source) = (old.kind, old.icmp_source);
+                    (args.kind, args.icmp_source) = old;
                 }
             }
         }
         if !changed && later.is_empty() {
             info!("reload: relay settings unchanged");
         }
-        self.args = args;
     }
 }
 

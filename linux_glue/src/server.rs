@@ -14,7 +14,7 @@
 //! waits without a timeout. All buffers are allocated here, once.
 
 use core::fmt::Write as _;
-use core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use core::net::{Ipv4Addr, SocketAddrV4};
 use std::io;
 use std::os::fd::AsFd;
 
@@ -26,17 +26,14 @@ use crate::cli::ProcessArgs;
 use crate::cli::{Reload, Role};
 use crate::config;
 use crate::privileges::{Keep, Target};
-use crate::role::{self, Error, SignalHandler};
+use crate::role::{self, prefix_addr, Error, SignalHandler, BATCH};
 use crate::status::{self, StatusSocket};
 use crate::sys::ifaddr::{self, Ipv4Assigned};
-use crate::sys::poll::{poll, PollFd};
+use crate::sys::poll::PollFd;
 use crate::sys::raw6::{self, RawIpv6Socket};
 use crate::sys::signal::Signals;
 use crate::sys::udp::{RecvBatch, SendBatch, UdpSocket};
 use crate::sys::{clock, route};
-
-/// Datagrams moved per `recvmmsg` / `sendmmsg` call.
-const BATCH: usize = 16;
 
 /// Receive slot and output buffer size: the largest UDP payload over IPv4
 /// (65,507 bytes) fits, so no datagram is ever cut, and so does any reply the
@@ -44,37 +41,34 @@ const BATCH: usize = 16;
 /// Untouched pages of these buffers cost no memory.
 const SLOT: usize = 1 << 16;
 
-/// Batches drained from one socket before polling again, so a flood on one
-/// address cannot starve the other or the signal descriptor.
-const BATCHES_PER_WAKE: usize = 4;
-
 /// Kernel socket buffer requested each way per UDP socket.
 const SOCKET_BUFFER: usize = 1 << 20;
 
 /// Check the host, open the sockets and serve until SIGINT or SIGTERM;
 /// SIGHUP reads the configuration again through `reload`.
 pub fn run(config: Config, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
-    // Before anything else, so a signal during start-up is not lost to its
-    // default action after we have bound the ports.
-    let signals = Signals::install()
-        .map_err(|e| Error::Startup(format!("cannot set up signal handling: {e}")))?;
+    let signals = role::install_signals()?;
     let target = Target::for_role(process.user.as_deref(), process.chroot.as_deref(), false)?;
     let local = ifaddr::ipv4_addresses()
-        .map_err(|e| Error::Startup(format!("cannot list local IPv4 addresses: {e}")))?;
+        .map_err(|e| Error::startup("cannot list local IPv4 addresses", &e))?;
     for addr in [config.primary, config.secondary] {
         check_address(addr, &local)?;
     }
     let udp = [
-        bind(SocketAddrV4::new(config.primary, TEREDO_PORT))?,
-        bind(SocketAddrV4::new(config.secondary, TEREDO_PORT))?,
+        role::bind(
+            SocketAddrV4::new(config.primary, TEREDO_PORT),
+            SOCKET_BUFFER,
+        )?,
+        role::bind(
+            SocketAddrV4::new(config.secondary, TEREDO_PORT),
+            SOCKET_BUFFER,
+        )?,
     ];
-    let raw = RawIpv6Socket::open().map_err(|e| {
-        Error::Startup(match e.kind() {
-            io::ErrorKind::PermissionDenied => {
-                "opening a raw IPv6 socket needs root or CAP_NET_RAW".to_owned()
-            }
-            _ => format!("cannot open a raw IPv6 socket: {e}"),
-        })
+    let raw = RawIpv6Socket::open().map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => {
+            Error::Startup("opening a raw IPv6 socket needs root or CAP_NET_RAW".to_owned())
+        }
+        _ => Error::startup("cannot open a raw IPv6 socket", &e),
     })?;
     match route::has_global_ipv6_route() {
         Ok(true) => {}
@@ -87,12 +81,11 @@ pub fn run(config: Config, reload: Reload, process: &ProcessArgs) -> Result<(), 
     let status = StatusSocket::open("server", process.status_socket.as_deref(), target.account())?;
     // Sockets open: nothing the server does from here on needs privileges.
     target.apply(Keep::Nothing)?;
-    let [a, b, c, d] = config.prefix;
     info!(
         "Teredo server on {}:{TEREDO_PORT} and {}:{TEREDO_PORT}, prefix {}/32, MTU {}",
         config.primary,
         config.secondary,
-        Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        prefix_addr(config.prefix),
         config.mtu
     );
     // Sockets bound, privileges dropped: a `--daemon` start succeeded.
@@ -127,21 +120,6 @@ fn check_address(addr: Ipv4Addr, local: &[Ipv4Assigned]) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-fn bind(sa: SocketAddrV4) -> Result<UdpSocket, Error> {
-    UdpSocket::bind(sa, SOCKET_BUFFER).map_err(|e| {
-        Error::Startup(match e.kind() {
-            io::ErrorKind::AddrInUse => format!("address {sa} is in use"),
-            io::ErrorKind::AddrNotAvailable => {
-                format!("address {} is not assigned to this host", sa.ip())
-            }
-            io::ErrorKind::PermissionDenied => {
-                format!("binding {sa} needs root or CAP_NET_BIND_SERVICE")
-            }
-            _ => format!("cannot bind {sa}: {e}"),
-        })
-    })
 }
 
 /// What the glue itself counts (the core keeps its own, finer counters).
@@ -179,7 +157,7 @@ impl EventLoop {
                     PollFd::readable(self.udp[1].as_fd()),
                     self.status.poll_fd(),
                 ];
-                poll(&mut fds, None).map_err(|e| Error::Runtime(format!("poll failed: {e}")))?;
+                role::poll(&mut fds, None)?;
                 let [s, p, q, st] = &fds;
                 (s.is_ready(), [p.is_ready(), q.is_ready()], st.is_ready())
             };
@@ -205,7 +183,8 @@ impl EventLoop {
             status,
             ..
         } = self;
-        status.serve(|j| {
+        // A trait object: one instance of `serve` for every role.
+        let render: &mut dyn FnMut(&mut status::Json<'_>) = &mut |j| {
             status::server(
                 j,
                 server.config(),
@@ -218,7 +197,8 @@ impl EventLoop {
                     ("send_failed", c.send_failed),
                 ],
             )
-        });
+        };
+        status.serve(render);
     }
 
     /// Apply a reloaded configuration. The server keeps no per-client
@@ -246,11 +226,10 @@ impl EventLoop {
         }
         self.log_stats();
         self.server = Server::new(new, clock::now());
-        let [a, b, c, d] = new.prefix;
         info!(
             "reload: now prefix {}/32, MTU {}, forwarding payloads up to {} bytes \
              (counters restarted)",
-            Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            prefix_addr(new.prefix),
             new.mtu,
             new.max_forward_payload
         );
@@ -289,31 +268,9 @@ impl EventLoop {
         );
     }
 
-    /// Receive and process what `local`'s socket has queued, a few batches
-    /// at most.
+    /// Receive what `local`'s socket has queued, feed it to the core and
+    /// carry out its answers, a few batches at most.
     fn drain(&mut self, local: Local) {
-        for _ in 0..BATCHES_PER_WAKE {
-            let sock = &self.udp[index(local)];
-            match self.rx.recv(sock) {
-                Ok(0) => return,
-                Ok(n) => {
-                    self.process(local);
-                    if n < BATCH {
-                        return;
-                    }
-                }
-                // Transient (e.g. ENOMEM): the datagrams stay queued and
-                // poll reports the socket again.
-                Err(e) => {
-                    warn!("receive on {}: {e}", sock_name(sock));
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Feed the last received batch to the core and carry out its answers.
-    fn process(&mut self, local: Local) {
         let EventLoop {
             server,
             udp,
@@ -323,40 +280,38 @@ impl EventLoop {
             counters,
             ..
         } = self;
-        let now = clock::now();
         let [primary, secondary] = &*udp;
-        let mut tx: [SendBatch<'_, '_, BATCH>; 2] =
-            [SendBatch::new(primary), SendBatch::new(secondary)];
-        for (dgram, out) in rx.iter().zip(out.chunks_exact_mut(SLOT)) {
-            counters.received += 1;
-            if dgram.truncated {
-                counters.truncated += 1;
-                continue;
+        role::receive(rx, &udp[index(local)], &mut |rx| {
+            let now = clock::now();
+            let mut tx: [SendBatch<'_, '_, BATCH>; 2] =
+                [SendBatch::new(primary), SendBatch::new(secondary)];
+            for (dgram, out) in rx.iter().zip(out.chunks_exact_mut(SLOT)) {
+                counters.received += 1;
+                if dgram.truncated {
+                    counters.truncated += 1;
+                    continue;
+                }
+                match server.handle_udp(now, local, dgram.from, dgram.data, out) {
+                    Action::None => {}
+                    Action::SendUdp { from, to, data } => tx[index(from)].push(to, data),
+                    Action::SendIpv6(packet) => match raw.send(packet) {
+                        Ok(()) => counters.sent_ipv6 += 1,
+                        Err(e) => {
+                            counters.send_failed += 1;
+                            debug!("cannot forward to {:?}: {e}", raw6::destination(packet));
+                        }
+                    },
+                }
             }
-            match server.handle_udp(now, local, dgram.from, dgram.data, out) {
-                Action::None => {}
-                Action::SendUdp { from, to, data } => tx[index(from)].push(to, data),
-                Action::SendIpv6(packet) => match raw.send(packet) {
-                    Ok(()) => counters.sent_ipv6 += 1,
-                    Err(e) => {
-                        counters.send_failed += 1;
-                        debug!("cannot forward to {:?}: {e}", raw6::destination(packet));
-                    }
-                },
-            }
-        }
-        for (batch, sock) in tx.into_iter().zip(udp.iter()) {
-            let sent = batch.finish();
-            counters.sent_udp += sent.sent as u64;
-            counters.send_failed += sent.failed as u64;
-            if let Some(e) = sent.last_error {
-                debug!(
-                    "{} UDP sends from {} failed: {e}",
-                    sent.failed,
-                    sock_name(sock)
+            for (batch, sock) in tx.into_iter().zip(udp.iter()) {
+                role::count_sent(
+                    batch.finish(),
+                    sock,
+                    &mut counters.sent_udp,
+                    &mut counters.send_failed,
                 );
             }
-        }
+        });
     }
 }
 
@@ -365,12 +320,6 @@ fn index(local: Local) -> usize {
         Local::Primary => 0,
         Local::Secondary => 1,
     }
-}
-
-/// A socket's address for logs.
-fn sock_name(sock: &UdpSocket) -> String {
-    sock.local_addr()
-        .map_or_else(|_| "?".to_owned(), |a| a.to_string())
 }
 
 impl SignalHandler for EventLoop {
@@ -413,15 +362,5 @@ mod test {
         assert!(msg([198, 51, 100, 255]).contains("not a global unicast"));
         assert!(msg([203, 0, 113, 127]).contains("not a global unicast"));
         assert!(msg([203, 0, 113, 9]).contains("address 203.0.113.9 is not assigned"));
-    }
-
-    #[test]
-    fn in_use_port_is_named() {
-        // Any free loopback port stands in for 3544 (binding it needs root).
-        let held = bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let sa = held.local_addr().unwrap();
-        let msg = bind(sa).unwrap_err();
-        assert_eq!(msg.to_string(), format!("address {sa} is in use"));
-        assert_eq!(msg.exit_code(), 2);
     }
 }

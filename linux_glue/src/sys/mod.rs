@@ -27,6 +27,7 @@
 //!   (`/dev/net/tun`).
 //! - [`caps`], [`user`]: dropping root after set-up (capability sets,
 //!   `prctl(2)` switches, user look-up, `chroot(2)`, user and group IDs).
+//! - [`stack`]: a piece of work on a thread whose stack is unmapped after.
 //! - [`netlink`]: rtnetlink requests (link, IPv6 addresses, IPv6 routes)
 //!   and IPv4 address / route notifications.
 
@@ -43,6 +44,7 @@ pub mod raw6;
 pub mod route;
 pub mod signal;
 pub mod spawn;
+pub mod stack;
 pub mod syslog;
 pub mod tun;
 pub mod udp;
