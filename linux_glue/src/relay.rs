@@ -55,6 +55,13 @@
 //! `SO_REUSEPORT` socket and a share of the peer table, is the way to scale
 //! on bigger hosts; it is left for the benchmark issue, to be done only if
 //! measurements show the single thread is the bottleneck.
+//!
+//! # Code size
+//!
+//! Routers (issue #2): start-up, the loop, a batch from the tunnel and a
+//! reload are `#[inline(never)]`. Left alone, LTO folds them all into
+//! `main` together with the other roles: one function of 40 KB, measured
+//! about 12 KB bigger on mipsel than the same code kept apart.
 
 use core::net::{Ipv6Addr, SocketAddrV4};
 use std::io;
@@ -187,28 +194,52 @@ fn host_icmp_source(prefix: [u8; 4]) -> Option<Ipv6Addr> {
 /// (lines of: address in hex, interface index, prefix length, scope,
 /// flags, name), unique local addresses (`fc00::/7`) only if there is
 /// nothing else: they do not reach the Internet.
+// A plain loop over the fields, no `Vec` per line and no 128-bit number
+// parsing: this runs once, and small code matters more on routers.
 fn first_global(text: &str, prefix: [u8; 4]) -> Option<Ipv6Addr> {
     /// The kernel's `IFA_F_DADFAILED | IFA_F_DEPRECATED | IFA_F_TENTATIVE`:
     /// addresses not to send from.
     const UNUSABLE: u32 = 0x08 | 0x20 | 0x40;
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let [hex, _index, _len, scope, flags, ..] = fields.as_slice() else {
-                return None;
-            };
-            let addr = Ipv6Addr::from(
-                u128::from_str_radix(hex, 16)
-                    .ok()
-                    .filter(|_| hex.len() == 32)?,
-            );
-            // Scope 0: global (link-local is 0x20, loopback 0x10).
-            let global = u32::from_str_radix(scope, 16).ok()? == 0;
-            let usable = u32::from_str_radix(flags, 16).ok()? & UNUSABLE == 0;
-            let in_prefix = addr.octets().get(..4) == Some(&prefix[..]);
-            (global && usable && !in_prefix && !addr.is_multicast()).then_some(addr)
-        })
-        .min_by_key(|a| a.segments()[0] & 0xfe00 == 0xfc00)
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    let mut ula = None;
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let mut next = || fields.next();
+        let (Some(addr), Some(_index), Some(_len), Some(scope), Some(flags)) =
+            (next(), next(), next(), next(), next())
+        else {
+            continue;
+        };
+        let Some(addr) = hex_addr(addr) else {
+            continue;
+        };
+        // Scope 0: global (link-local is 0x20, loopback 0x10).
+        let global = hex(scope) == Some(0);
+        let usable = hex(flags).is_some_and(|f| f & UNUSABLE == 0);
+        let in_prefix = addr.octets().get(..4) == Some(&prefix[..]);
+        if !global || !usable || in_prefix || addr.is_multicast() {
+            continue;
+        }
+        if addr.octets()[0] & 0xfe != 0xfc {
+            return Some(addr);
+        }
+        ula = ula.or(Some(addr));
+    }
+    ula
+}
+
+/// An address written as 32 hexadecimal digits, as the kernel lists them.
+fn hex_addr(hex: &str) -> Option<Ipv6Addr> {
+    let digits = hex.as_bytes();
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut octets = [0u8; 16];
+    for (octet, pair) in octets.iter_mut().zip(digits.chunks_exact(2)) {
+        let digit = |i: usize| pair.get(i).and_then(|&d| char::from(d).to_digit(16));
+        *octet = u8::try_from((digit(0)? << 4) | digit(1)?).ok()?;
+    }
+    Some(Ipv6Addr::from(octets))
 }
 
 fn kind_name(kind: RelayKind) -> &'static str {
@@ -221,6 +252,7 @@ fn kind_name(kind: RelayKind) -> &'static str {
 /// Check forwarding, bind the port, set up the tunnel and relay until
 /// SIGINT or SIGTERM. SIGHUP reads the configuration again through
 /// `reload` (see [`EventLoop::apply`] for what changes at once).
+#[inline(never)] // see "Code size" in the module documentation
 pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
     let signals = role::install_signals()?;
     let target = Target::for_role(process.user.as_deref(), process.chroot.as_deref(), false)?;
@@ -228,15 +260,7 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
     // Before the tunnel: a port in use must not leave a route behind.
     let local = SocketAddrV4::new(args.bind, args.port);
     let udp = role::bind(local, SOCKET_BUFFER)?;
-    let tun = Tun::open(&args.interface).map_err(|e| {
-        Error::Startup(match e.kind() {
-            io::ErrorKind::PermissionDenied => {
-                "creating the tunnel interface needs root or CAP_NET_ADMIN".to_owned()
-            }
-            _ => format!("cannot create tunnel interface {}: {e}", args.interface),
-        })
-    })?;
-    let mut nl = Netlink::open().map_err(|e| Error::startup("cannot open a netlink socket", &e))?;
+    let (tun, mut nl) = role::open_tunnel(&args.interface, TXQUEUELEN)?;
     let prefix = prefix_addr(args.prefix);
     set_up_tunnel(&mut nl, &tun, args.mtu, prefix).map_err(|e| {
         Error::Startup(format!(
@@ -246,9 +270,9 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
     })?;
     // Only set-up needed the netlink socket (see the module documentation).
     drop(nl);
-    let status = StatusSocket::open("relay", process.status_socket.as_deref(), target.account())?;
     // Before the chroot hides /proc.
     let host_icmp = host_icmp_source(args.prefix);
+    let status = StatusSocket::open("relay", process.status_socket.as_deref(), target.account())?;
     target.apply(Keep::Nothing)?;
     let config = config(&args, host_icmp);
     if args.icmp_source.is_none() && host_icmp.is_none() {
@@ -278,10 +302,10 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
         udp,
         tun,
         udp_rx: RecvBatch::new(SLOT),
-        tun_rx: vec![0u8; BATCH * SLOT].into_boxed_slice(),
-        out: vec![0u8; BATCH * out_slot].into_boxed_slice(),
+        tun_rx: role::zeroed(BATCH * SLOT),
+        out: role::zeroed(BATCH * out_slot),
         out_slot,
-        transmit: vec![0u8; SLOT].into_boxed_slice(),
+        transmit: role::zeroed(SLOT),
         counters: Counters::default(),
         status,
         args,
@@ -291,15 +315,8 @@ pub fn run(args: RelayArgs, reload: Reload, process: &ProcessArgs) -> Result<(),
     event_loop.run()
 }
 
-/// Queue length, MTU, link up, and the Teredo prefix routed to the tunnel.
+/// MTU, link up, and the Teredo prefix routed to the tunnel.
 fn set_up_tunnel(nl: &mut Netlink, tun: &Tun, mtu: u16, prefix: Ipv6Addr) -> io::Result<()> {
-    // Not fatal: the tunnel works with the default queue length.
-    if let Err(e) = nl.setup_link(tun.index(), TXQUEUELEN) {
-        warn!(
-            "cannot set the queue length and address generation of {}: {e}",
-            tun.name()
-        );
-    }
     nl.set_link(tun.index(), true, Some(mtu.into()))?;
     nl.route(Op::Add, tun.index(), prefix, PREFIX_LEN, ROUTE_METRIC)
 }
@@ -341,6 +358,7 @@ struct EventLoop {
 }
 
 impl EventLoop {
+    #[inline(never)] // see "Code size" in the module documentation
     fn run(&mut self) -> Result<(), Error> {
         loop {
             let now = clock::now();
@@ -476,6 +494,7 @@ impl EventLoop {
     }
 
     /// Read and relay what the tunnel has queued, a few batches at most.
+    #[inline(never)] // see "Code size" in the module documentation
     fn on_tunnel(&mut self, now: Instant) {
         for _ in 0..BATCHES_PER_WAKE {
             let mut lens = [0usize; BATCH];
@@ -505,6 +524,7 @@ impl EventLoop {
 
     /// Feed the packets just read (their lengths in `lens`) to the core and
     /// carry out its answers.
+    #[inline(never)] // see "Code size" in the module documentation
     fn relay_packets(&mut self, now: Instant, lens: &[usize]) {
         let EventLoop {
             relay,
@@ -624,6 +644,7 @@ impl SignalHandler for EventLoop {
 impl EventLoop {
     /// Apply reloaded settings as far as an unprivileged process can,
     /// keeping the peer table unless the core must be built anew.
+    #[inline(never)] // see "Code size" in the module documentation
     fn apply(&mut self, new: RelayArgs) {
         let args = &mut self.args;
         args.log_level = new.log_level;
@@ -787,6 +808,13 @@ fd000000000000000000000000000003 02 40 00 80     eth0
         // Garbage and nothing usable: none, never a panic.
         assert_eq!(first_global("zz 1 2\n\n0123 02 40 00 80 x\n", teredo), None);
         assert_eq!(first_global("", teredo), None);
+        let not_hex = "2001000000000000000000000000000g 02 40 00 80     eth0\n";
+        assert_eq!(first_global(not_hex, teredo), None);
+        assert_eq!(
+            hex_addr("20010DB8000000000000000000000004"),
+            "2001:db8::4".parse().ok()
+        );
+        assert_eq!(hex_addr("20010db800000000000000000000000"), None);
         // The running host's answer is some address or none.
         let _ = host_icmp_source(teredo);
     }

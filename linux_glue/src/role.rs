@@ -18,8 +18,10 @@ use std::io;
 use log::{debug, info, warn};
 use shipworm_core::time::Duration;
 
+use crate::sys::netlink::Netlink;
 use crate::sys::poll::{self, PollFd};
 use crate::sys::signal::{Signal, Signals};
+use crate::sys::tun::Tun;
 use crate::sys::udp::{RecvBatch, Sent, UdpSocket};
 
 /// Datagrams moved per `recvmmsg(2)` / `sendmmsg(2)` call, in every role:
@@ -48,6 +50,13 @@ impl Error {
             Error::Runtime(_) => 1,
         }
     }
+
+    /// The message, without the exit status.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Startup(m) | Error::Runtime(m) => m,
+        }
+    }
 }
 
 impl Error {
@@ -67,9 +76,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Startup(m) | Error::Runtime(m) => f.write_str(m),
-        }
+        f.write_str(self.message())
     }
 }
 
@@ -85,7 +92,8 @@ pub trait SignalHandler {
 
 /// Handles every pending signal; `Ok(true)` means SIGINT or SIGTERM arrived
 /// and the loop must stop.
-pub fn handle_signals(role: &mut impl SignalHandler) -> Result<bool, Error> {
+// A trait object: one body for every role and waiting state, not one each.
+pub fn handle_signals(role: &mut dyn SignalHandler) -> Result<bool, Error> {
     loop {
         let signal = role
             .signals()
@@ -108,6 +116,27 @@ pub fn handle_signals(role: &mut impl SignalHandler) -> Result<bool, Error> {
 /// action after the role has bound its ports.
 pub fn install_signals() -> Result<Signals, Error> {
     Signals::install().map_err(|e| Error::startup("cannot set up signal handling", &e))
+}
+
+/// Create the tunnel interface `name` and a netlink socket to configure
+/// it, then set its transmit queue length to `txqueuelen` and turn off the
+/// kernel's automatic link-local address (a warning if that fails: the
+/// tunnel works with the defaults). Every role with a tunnel starts so.
+pub fn open_tunnel(name: &str, txqueuelen: u32) -> Result<(Tun, Netlink), Error> {
+    let tun = Tun::open(name).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => {
+            Error::Startup("creating the tunnel interface needs root or CAP_NET_ADMIN".to_owned())
+        }
+        _ => Error::Startup(format!("cannot create tunnel interface {name}: {e}")),
+    })?;
+    let mut nl = Netlink::open().map_err(|e| Error::startup("cannot open a netlink socket", &e))?;
+    if let Err(e) = nl.setup_link(tun.index(), txqueuelen) {
+        warn!(
+            "cannot set the queue length and address generation of {}: {e}",
+            tun.name()
+        );
+    }
+    Ok((tun, nl))
 }
 
 /// Bind a UDP socket at start-up, naming the usual causes of failure.
@@ -139,6 +168,13 @@ pub fn poll(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> Result<(), Err
 pub fn sock_name(sock: &UdpSocket) -> String {
     sock.local_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string())
+}
+
+/// A zeroed buffer of `len` bytes for a role's packets, allocated once at
+/// start-up (one body for every such buffer).
+#[inline(never)]
+pub fn zeroed(len: usize) -> Box<[u8]> {
+    vec![0u8; len].into_boxed_slice()
 }
 
 /// The Teredo prefix (its first 32 bits) as an IPv6 network address.

@@ -12,6 +12,10 @@
 //! `sendmmsg(2)` from the socket the core names, native IPv6 packets through
 //! the raw socket. The server is stateless, so there are no timers: `poll`
 //! waits without a timeout. All buffers are allocated here, once.
+//!
+//! Code size (routers, issue #2): start-up, the loop and a reload are
+//! `#[inline(never)]`, as in [`crate::relay`]: LTO would otherwise fold them
+//! into `main`, which comes out several KB bigger on mipsel.
 
 use core::fmt::Write as _;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -46,6 +50,7 @@ const SOCKET_BUFFER: usize = 1 << 20;
 
 /// Check the host, open the sockets and serve until SIGINT or SIGTERM;
 /// SIGHUP reads the configuration again through `reload`.
+#[inline(never)] // see "Code size" in the module documentation
 pub fn run(config: Config, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
     let signals = role::install_signals()?;
     let target = Target::for_role(process.user.as_deref(), process.chroot.as_deref(), false)?;
@@ -96,7 +101,7 @@ pub fn run(config: Config, reload: Reload, process: &ProcessArgs) -> Result<(), 
         udp,
         raw,
         rx: RecvBatch::new(SLOT),
-        out: vec![0u8; BATCH * SLOT].into_boxed_slice(),
+        out: role::zeroed(BATCH * SLOT),
         counters: Counters::default(),
         status,
         reload,
@@ -148,6 +153,7 @@ struct EventLoop {
 }
 
 impl EventLoop {
+    #[inline(never)] // see "Code size" in the module documentation
     fn run(mut self) -> Result<(), Error> {
         loop {
             let (signalled, ready, status) = {
@@ -206,6 +212,7 @@ impl EventLoop {
     /// server at once (only its counters restart); new addresses need new
     /// sockets on port 3544, which a process that may have dropped root can
     /// no longer bind: those wait for a restart.
+    #[inline(never)] // see "Code size" in the module documentation
     fn reconfigure(&mut self, new: Config) {
         let old = *self.server.config();
         if (new.primary, new.secondary) != (old.primary, old.secondary) {
