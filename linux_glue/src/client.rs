@@ -813,7 +813,7 @@ impl EventLoop {
             status,
             ..
         } = self;
-        status.serve(|j| {
+        status.serve(&mut |j| {
             status::client(
                 j,
                 view,

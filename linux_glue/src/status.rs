@@ -73,6 +73,17 @@
 //!
 //! JSON is written by hand ([`Json`]): a serializer would cost more binary
 //! than the whole module.
+//!
+//! # Code size
+//!
+//! Routers have little flash, so the module is written for a small binary.
+//! The renderers ([`server`], [`relay`], [`client`]) are never inlined into
+//! the roles' loops: there the statistics sit deep inside the role's state
+//! (behind the peer table), each field at an offset that takes three
+//! instructions to form, where a renderer given `&Stats` reaches it in one.
+//! Counters go through [`Json::counters`] (two arrays) rather than a call
+//! per member, and [`StatusSocket::serve`] takes a trait object, so one
+//! copy serves all three roles.
 
 use core::fmt::{self, Write as _};
 use std::fs;
@@ -94,7 +105,10 @@ use shipworm_core::relay::{
 };
 use shipworm_core::server::{Config as ServerConfig, Drop as ServerDrop, Stats as ServerStats};
 
+use shipworm_core::time::Instant;
+
 use crate::role::Error;
+use crate::sys::clock;
 use crate::sys::poll::PollFd;
 use crate::sys::user::Account;
 
@@ -106,7 +120,7 @@ pub const ACCEPTS_PER_WAKE: usize = 4;
 const DOCUMENT_CAPACITY: usize = 4096;
 
 /// The largest document `shipworm status` accepts.
-const MAX_DOCUMENT: u64 = 1 << 16;
+const MAX_DOCUMENT: usize = 1 << 16;
 
 /// The status socket of `role` when `--status-socket` is not given.
 pub fn default_path(role: &str) -> PathBuf {
@@ -118,9 +132,15 @@ pub fn default_path(role: &str) -> PathBuf {
 pub const ROLES: [&str; 3] = ["client", "relay", "server"];
 
 /// A JSON object being written into a `String`.
+///
+/// Nested objects are written by the same writer between [`Json::begin`]
+/// and [`Json::close`] rather than by closures: a closure per nested
+/// object would be one more copy of the calls in the binary.
 #[derive(Debug)]
 pub struct Json<'a> {
     out: &'a mut String,
+    /// No member yet in the innermost open object: no comma before the
+    /// next one.
     first: bool,
 }
 
@@ -147,10 +167,13 @@ impl<'a> Json<'a> {
         self
     }
 
-    /// A string member from a `Display` value (addresses). Not generic:
-    /// one copy serves every address type.
+    /// A string member from a `Display` value whose text needs no escaping
+    /// (addresses, prefixes). Not generic: one copy serves every address
+    /// type.
     pub fn display(&mut self, key: &str, value: &dyn fmt::Display) -> &mut Self {
-        self.str(key, &value.to_string())
+        self.key(key);
+        let _ = write!(self.out, "\"{value}\"");
+        self
     }
 
     /// A number member.
@@ -178,7 +201,8 @@ impl<'a> Json<'a> {
         self
     }
 
-    /// An array of strings from `Display` values.
+    /// An array of strings from `Display` values that need no escaping,
+    /// as for [`Json::display`].
     pub fn strings(&mut self, key: &str, values: &[&dyn fmt::Display]) -> &mut Self {
         self.key(key);
         self.out.push('[');
@@ -186,26 +210,58 @@ impl<'a> Json<'a> {
             if i > 0 {
                 self.out.push(',');
             }
-            string(self.out, &v.to_string());
+            let _ = write!(self.out, "\"{v}\"");
         }
         self.out.push(']');
         self
     }
 
-    /// A nested object, filled by `f`.
-    pub fn obj(&mut self, key: &str, f: impl FnOnce(&mut Json<'_>)) -> &mut Self {
+    /// Open the nested object `key`: the next members go into it, up to
+    /// the matching [`Json::close`].
+    pub fn begin(&mut self, key: &str) -> &mut Self {
         self.key(key);
-        let mut inner = Json::object(self.out);
-        f(&mut inner);
-        inner.end();
+        self.out.push('{');
+        self.first = true;
         self
     }
 
-    /// `{"packets": n, "bytes": n}`.
-    pub fn traffic(&mut self, key: &str, packets: u64, bytes: u64) -> &mut Self {
-        self.obj(key, |j| {
-            j.num("packets", packets).num("bytes", bytes);
-        })
+    /// Close the innermost object opened by [`Json::begin`].
+    pub fn close(&mut self) -> &mut Self {
+        self.out.push('}');
+        self.first = false;
+        self
+    }
+
+    /// The nested object `key` of counters: `names[i]` is `values[i]`.
+    /// Two arrays of one length (checked by the compiler) instead of a
+    /// call per member: the names stay in read-only data and each value
+    /// costs one copy into the array.
+    pub fn counters<const N: usize>(
+        &mut self,
+        key: &str,
+        names: &[&str; N],
+        values: &[u64; N],
+    ) -> &mut Self {
+        self.counter_slices(key, names, values)
+    }
+
+    /// [`counters`](Json::counters) once for every length.
+    fn counter_slices(&mut self, key: &str, names: &[&str], values: &[u64]) -> &mut Self {
+        self.begin(key);
+        for (name, &value) in names.iter().zip(values) {
+            self.num(name, value);
+        }
+        self.close()
+    }
+
+    /// The nested object `key` of `(name, value)` counters (the glue's
+    /// socket counters).
+    pub fn pairs(&mut self, key: &str, pairs: &[(&str, u64)]) -> &mut Self {
+        self.begin(key);
+        for &(name, value) in pairs {
+            self.num(name, value);
+        }
+        self.close()
     }
 
     /// Close the object.
@@ -234,8 +290,16 @@ fn string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// `"prefix"` and `"mtu"`, common to the server and the relay.
+fn prefix_and_mtu(j: &mut Json<'_>, [a, b, c, d]: [u8; 4], mtu: u64) {
+    let prefix = Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    j.display("prefix", &format_args!("{prefix}/32"))
+        .num("mtu", mtu);
+}
+
 /// The `server` fields: its addresses and the core's and the sockets'
 /// counters (`sockets`: name and value pairs, as documented above).
+#[inline(never)] // see "Code size" in the module documentation
 pub fn server(j: &mut Json<'_>, config: &ServerConfig, s: &ServerStats, sockets: &[(&str, u64)]) {
     let port = shipworm_core::addr::TEREDO_PORT;
     j.strings(
@@ -244,41 +308,53 @@ pub fn server(j: &mut Json<'_>, config: &ServerConfig, s: &ServerStats, sockets:
             &SocketAddrV4::new(config.primary, port),
             &SocketAddrV4::new(config.secondary, port),
         ],
+    );
+    prefix_and_mtu(j, config.prefix, config.mtu.into());
+    j.counters(
+        "stats",
+        &[
+            "received",
+            "advertisements",
+            "forwarded_teredo",
+            "forwarded_native",
+            "icmp_errors",
+            "icmp_errors_limited",
+            "dropped",
+        ],
+        &[
+            s.received,
+            s.advertisements,
+            s.forwarded_teredo,
+            s.forwarded_native,
+            s.icmp_errors,
+            s.icmp_errors_limited,
+            s.total_drops(),
+        ],
     )
-    .display(
-        "prefix",
-        &format_args!("{}/32", prefix_address(config.prefix)),
-    )
-    .num("mtu", config.mtu.into())
-    .obj("stats", |j| {
-        j.num("received", s.received)
-            .num("advertisements", s.advertisements)
-            .num("forwarded_teredo", s.forwarded_teredo)
-            .num("forwarded_native", s.forwarded_native)
-            .num("icmp_errors", s.icmp_errors)
-            .num("icmp_errors_limited", s.icmp_errors_limited)
-            .num("dropped", s.total_drops());
-    })
-    .obj("drops", |j| {
-        for r in ServerDrop::ALL {
-            j.num(r.name(), s.drops(r));
-        }
-    });
-    counters(j, "sockets", sockets);
+    .begin("drops");
+    for r in ServerDrop::ALL {
+        j.num(r.name(), s.drops(r));
+    }
+    j.close().pairs("sockets", sockets);
 }
 
-/// The Teredo /32 prefix, from its first four bytes, as an address.
-fn prefix_address([a, b, c, d]: [u8; 4]) -> Ipv6Addr {
-    Ipv6Addr::from([a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+/// `"peers"`: how many the table holds, of how many.
+fn peers(j: &mut Json<'_>, len: usize, capacity: usize) {
+    j.counters(
+        "peers",
+        &["count", "capacity"],
+        &[len as u64, capacity as u64],
+    );
 }
 
 /// The `relay` fields.
+#[inline(never)] // see "Code size" in the module documentation
 pub fn relay<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>(
     j: &mut Json<'_>,
     config: &RelayConfig,
     interface: &str,
     local: SocketAddrV4,
-    peers: &PeerTable<N, B, SLOTS, SLOT_SIZE>,
+    peer_table: &PeerTable<N, B, SLOTS, SLOT_SIZE>,
     s: &RelayStats,
     sockets: &[(&str, u64)],
 ) {
@@ -289,45 +365,52 @@ pub fn relay<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
             RelayKind::Restricted => "restricted",
         },
     )
-    .str("interface", interface)
-    .display(
-        "prefix",
-        &format_args!("{}/32", prefix_address(config.prefix)),
-    )
-    .num("mtu", config.mtu.into())
-    .display("address", &local)
-    .obj("peers", |j| {
-        j.num("count", peers.len() as u64)
-            .num("capacity", peers.capacity() as u64);
-    })
-    .obj("traffic", |j| {
-        for (name, t) in [
-            ("from_tunnel", s.from_tunnel),
-            ("to_clients", s.to_clients),
-            ("from_clients", s.from_clients),
-            ("to_tunnel", s.to_tunnel),
-        ] {
-            j.traffic(name, t.packets, t.bytes);
-        }
-    })
-    .obj("stats", |j| {
-        j.num("sent_direct", s.sent_direct)
-            .num("queued", s.queued)
-            .num("flushed", s.flushed)
-            .num("bubbles_sent", s.bubbles_sent)
-            .num("bubbles_received", s.bubbles_received)
-            .num("peers_trusted", s.peers_trusted)
-            .num("icmp_errors_sent", s.icmp_errors_sent)
-            .num("icmp_errors_limited", s.icmp_errors_limited)
-            .num("transmit_buffer_too_small", s.transmit_buffer_too_small)
-            .num("dropped", s.total_drops());
-    })
-    .obj("drops", |j| {
-        for r in RelayDrop::ALL {
-            j.num(r.name(), s.drops(r));
-        }
-    });
-    counters(j, "sockets", sockets);
+    .str("interface", interface);
+    prefix_and_mtu(j, config.prefix, config.mtu.into());
+    j.display("address", &local);
+    peers(j, peer_table.len(), peer_table.capacity());
+    j.begin("traffic");
+    for (name, t) in [
+        ("from_tunnel", s.from_tunnel),
+        ("to_clients", s.to_clients),
+        ("from_clients", s.from_clients),
+        ("to_tunnel", s.to_tunnel),
+    ] {
+        j.counters(name, &["packets", "bytes"], &[t.packets, t.bytes]);
+    }
+    j.close()
+        .counters(
+            "stats",
+            &[
+                "sent_direct",
+                "queued",
+                "flushed",
+                "bubbles_sent",
+                "bubbles_received",
+                "peers_trusted",
+                "icmp_errors_sent",
+                "icmp_errors_limited",
+                "transmit_buffer_too_small",
+                "dropped",
+            ],
+            &[
+                s.sent_direct,
+                s.queued,
+                s.flushed,
+                s.bubbles_sent,
+                s.bubbles_received,
+                s.peers_trusted,
+                s.icmp_errors_sent,
+                s.icmp_errors_limited,
+                s.transmit_buffer_too_small,
+                s.total_drops(),
+            ],
+        )
+        .begin("drops");
+    for r in RelayDrop::ALL {
+        j.num(r.name(), s.drops(r));
+    }
+    j.close().pairs("sockets", sockets);
 }
 
 /// What the client glue knows besides the core: for [`client`].
@@ -344,12 +427,13 @@ pub struct ClientView<'a> {
 }
 
 /// The `client` fields.
+#[inline(never)] // see "Code size" in the module documentation
 pub fn client<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>(
     j: &mut Json<'_>,
     view: ClientView<'_>,
     state: ClientState,
     q: Option<Qualification>,
-    peers: &PeerTable<N, B, SLOTS, SLOT_SIZE>,
+    peer_table: &PeerTable<N, B, SLOTS, SLOT_SIZE>,
     s: &ClientStats,
     sockets: &[(&str, u64)],
 ) {
@@ -372,75 +456,79 @@ pub fn client<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZ
         Some(q) => {
             let mapped = q.address.mapped();
             j.display("address", &q.address.to_ipv6())
-                .obj("mapped", |j| {
-                    j.display("address", mapped.ip())
-                        .num("port", mapped.port().into());
-                })
+                .begin("mapped")
+                .display("address", mapped.ip())
+                .num("port", mapped.port().into())
+                .close()
                 .display("server", &q.server)
                 .num("mtu", q.mtu.into())
-                .obj("nat", |j| {
-                    j.str(
-                        "mapping",
-                        match q.nat.mapping {
-                            NatMapping::ConeOrRestricted => "cone_or_restricted",
-                            NatMapping::NotTested => "not_tested",
-                            NatMapping::SecondaryNoReply => "secondary_no_reply",
-                        },
-                    )
-                    .opt_bool("port_preserving", q.nat.port_preserving);
-                });
+                .begin("nat")
+                .str(
+                    "mapping",
+                    match q.nat.mapping {
+                        NatMapping::ConeOrRestricted => "cone_or_restricted",
+                        NatMapping::NotTested => "not_tested",
+                        NatMapping::SecondaryNoReply => "secondary_no_reply",
+                    },
+                )
+                .opt_bool("port_preserving", q.nat.port_preserving)
+                .close();
         }
         None => {
-            j.null("address")
-                .null("mapped")
-                .null("server")
-                .null("mtu")
-                .null("nat");
+            for key in ["address", "mapped", "server", "mtu", "nat"] {
+                j.null(key);
+            }
         }
     }
     match view.qualified_for {
         Some(d) => j.num("qualified_s", d.as_secs()),
         None => j.null("qualified_s"),
     };
-    j.obj("peers", |j| {
-        j.num("count", peers.len() as u64)
-            .num("capacity", peers.capacity() as u64);
-    })
-    .obj("stats", |j| {
-        j.num("rs_sent", s.rs_sent)
-            .num("ra_accepted", s.ra_accepted)
-            .num("delivered", s.delivered)
-            .num("sent_direct", s.sent_direct)
-            .num("queued", s.queued)
-            .num("flushed", s.flushed)
-            .num("bubbles_sent", s.bubbles_sent)
-            .num("bubbles_received", s.bubbles_received)
-            .num("echo_requests_sent", s.echo_requests_sent)
-            .num("peers_trusted", s.peers_trusted)
-            .num("icmp_errors_sent", s.icmp_errors_sent)
-            .num("icmp_errors_limited", s.icmp_errors_limited)
-            .num("ra_dropped", s.total_ra_drops())
-            .num("data_dropped", s.total_data_drops());
-    })
-    .obj("ra_drops", |j| {
-        for r in RaDrop::ALL {
-            j.num(r.name(), s.ra_drops(r));
-        }
-    })
-    .obj("data_drops", |j| {
-        for r in DataDrop::ALL {
-            j.num(r.name(), s.data_drops(r));
-        }
-    });
-    counters(j, "sockets", sockets);
-}
-
-fn counters(j: &mut Json<'_>, key: &str, pairs: &[(&str, u64)]) {
-    j.obj(key, |j| {
-        for &(name, n) in pairs {
-            j.num(name, n);
-        }
-    });
+    peers(j, peer_table.len(), peer_table.capacity());
+    j.counters(
+        "stats",
+        &[
+            "rs_sent",
+            "ra_accepted",
+            "delivered",
+            "sent_direct",
+            "queued",
+            "flushed",
+            "bubbles_sent",
+            "bubbles_received",
+            "echo_requests_sent",
+            "peers_trusted",
+            "icmp_errors_sent",
+            "icmp_errors_limited",
+            "ra_dropped",
+            "data_dropped",
+        ],
+        &[
+            s.rs_sent,
+            s.ra_accepted,
+            s.delivered,
+            s.sent_direct,
+            s.queued,
+            s.flushed,
+            s.bubbles_sent,
+            s.bubbles_received,
+            s.echo_requests_sent,
+            s.peers_trusted,
+            s.icmp_errors_sent,
+            s.icmp_errors_limited,
+            s.total_ra_drops(),
+            s.total_data_drops(),
+        ],
+    )
+    .begin("ra_drops");
+    for r in RaDrop::ALL {
+        j.num(r.name(), s.ra_drops(r));
+    }
+    j.close().begin("data_drops");
+    for r in DataDrop::ALL {
+        j.num(r.name(), s.data_drops(r));
+    }
+    j.close().pairs("sockets", sockets);
 }
 
 /// The listening status socket of a role.
@@ -450,7 +538,8 @@ pub struct StatusSocket {
     listener: Option<UnixListener>,
     path: PathBuf,
     role: &'static str,
-    started: std::time::Instant,
+    /// On the roles' clock ([`clock::now`]), which needs no more code.
+    started: Instant,
     document: String,
 }
 
@@ -484,7 +573,7 @@ impl StatusSocket {
             listener,
             path,
             role,
-            started: std::time::Instant::now(),
+            started: clock::now(),
             document: String::with_capacity(DOCUMENT_CAPACITY),
         })
     }
@@ -495,20 +584,9 @@ impl StatusSocket {
     }
 
     /// Accept waiting connections and answer each with the document that
-    /// `render` fills in (after the common fields), rendered once.
-    pub fn serve(&mut self, render: impl FnOnce(&mut Json<'_>)) {
-        // A thin generic shell: the body below exists once, not once per
-        // role.
-        let mut render = Some(render);
-        self.serve_with(&mut |j| {
-            if let Some(render) = render.take() {
-                render(j);
-            }
-        });
-    }
-
-    /// [`serve`](StatusSocket::serve); `render` is called at most once.
-    fn serve_with(&mut self, render: &mut dyn FnMut(&mut Json<'_>)) {
+    /// `render` fills in (after the common fields), rendered once. A trait
+    /// object: one copy of this for every role.
+    pub fn serve(&mut self, render: &mut dyn FnMut(&mut Json<'_>)) {
         let Some(listener) = &self.listener else {
             return;
         };
@@ -529,7 +607,13 @@ impl StatusSocket {
                 j.num("version", 1)
                     .str("role", self.role)
                     .num("pid", std::process::id().into())
-                    .num("uptime_s", self.started.elapsed().as_secs());
+                    .num(
+                        "uptime_s",
+                        clock::now()
+                            .saturating_duration_since(self.started)
+                            .total_millis()
+                            / 1000,
+                    );
                 render(&mut j);
                 j.end();
                 self.document.push('\n');
@@ -588,43 +672,73 @@ fn listen(path: &Path, owner: Option<Account>) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Read the document a daemon serves on `path`.
+/// Read the document a daemon serves on `path`; at most [`MAX_DOCUMENT`]
+/// bytes are kept.
 pub fn query(path: &Path) -> io::Result<String> {
-    let stream = UnixStream::connect(path)?;
+    let mut stream = UnixStream::connect(path)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    let mut doc = String::new();
-    stream.take(MAX_DOCUMENT).read_to_string(&mut doc)?;
-    Ok(doc)
+    // A plain loop rather than `Read::take` and `read_to_string`, whose
+    // generic machinery would be about a kilobyte for this one use.
+    let mut doc = Vec::new();
+    let mut buf = [0; 1024];
+    while doc.len() < MAX_DOCUMENT {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => doc.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    doc.truncate(MAX_DOCUMENT);
+    String::from_utf8(doc)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the document is not UTF-8"))
 }
 
 /// `shipworm status`: query `socket`, or the first default socket that
-/// exists, and print the document as JSON or as indented text. Returns the
-/// exit status: 0, or 1 when no daemon answered.
+/// answers, and print the document as JSON or as indented text. Returns
+/// the exit status: 0, or 1 when no daemon answered.
 pub fn command(json: bool, socket: Option<&Path>) -> u8 {
-    let found = match socket {
-        Some(p) => Some(p.to_path_buf()),
-        None => ROLES.iter().map(|r| default_path(r)).find(|p| p.exists()),
+    let given = socket.map(Path::to_path_buf);
+    let defaults = ROLES.map(default_path);
+    let paths = match &given {
+        Some(p) => core::slice::from_ref(p),
+        None => &defaults[..],
     };
-    let Some(path) = found else {
-        eprintln!("shipworm: no status socket at {DEFAULT_PATHS}; is a role running? (or give '--socket')");
-        return 1;
-    };
-    let output = match query(&path) {
-        Ok(doc) if json => Ok(doc),
-        Ok(doc) => to_text(&doc)
-            .ok_or_else(|| format!("{} sent a malformed status document", path.display())),
-        Err(e) => Err(format!("cannot query {}: {e}", path.display())),
-    };
-    match output {
-        Ok(text) => {
-            print!("{text}");
-            0
+    let mut failure = None;
+    for path in paths {
+        // Every default socket file that exists is tried: one left by a role
+        // that had dropped root (and so could not remove it from `/run`)
+        // no longer answers, and must not hide the socket of a role that
+        // runs.
+        if given.is_none() && !path.exists() {
+            continue;
         }
-        Err(message) => {
-            eprintln!("shipworm: {message}");
-            1
+        match query(path) {
+            Ok(doc) => {
+                let text = if json { Some(doc) } else { to_text(&doc) };
+                let Some(text) = text else {
+                    eprintln!(
+                        "shipworm: {} sent a malformed status document",
+                        path.display()
+                    );
+                    return 1;
+                };
+                print!("{text}");
+                return 0;
+            }
+            // The first socket's failure is the one reported.
+            Err(e) => {
+                failure.get_or_insert((path, e));
+            }
         }
     }
+    match failure {
+        Some((path, e)) => eprintln!("shipworm: cannot query {}: {e}", path.display()),
+        None => eprintln!(
+            "shipworm: no status socket at {DEFAULT_PATHS}; is a role running? (or give '--socket')"
+        ),
+    }
+    1
 }
 
 /// Every [`default_path`] in [`ROLES`] order, for the message of
@@ -790,22 +904,23 @@ mod test {
     fn json_escaping() {
         let mut out = String::new();
         let mut j = Json::object(&mut out);
-        j.str("a\"b", "q\"\\\n\t\r\u{1}é")
+        j.str("a\"b", "q\"\\\n\t\r\u{1}é\u{1f}z")
             .num("n", u64::MAX)
             .null("x")
             .opt_bool("t", Some(true))
             .opt_bool("f", Some(false))
             .opt_bool("u", None)
-            .strings("l", &[&"1.2.3.4:5", &"x\"y"])
+            .strings("l", &[&"1.2.3.4:5", &"2001:db8::1"])
             .strings("e", &[])
-            .obj("o", |j| {
-                j.traffic("t", 1, 2);
-            })
-            .obj("empty", |_| {});
+            .begin("o")
+            .counters("t", &["packets", "bytes"], &[1, 2])
+            .close()
+            .begin("empty")
+            .close();
         j.end();
         assert_eq!(
             out,
-            r#"{"a\"b":"q\"\\\n\t\r\u0001é","n":18446744073709551615,"x":null,"t":true,"f":false,"u":null,"l":["1.2.3.4:5","x\"y"],"e":[],"o":{"t":{"packets":1,"bytes":2}},"empty":{}}"#
+            r#"{"a\"b":"q\"\\\n\t\r\u0001é\u001fz","n":18446744073709551615,"x":null,"t":true,"f":false,"u":null,"l":["1.2.3.4:5","2001:db8::1"],"e":[],"o":{"t":{"packets":1,"bytes":2}},"empty":{}}"#
         );
     }
 
@@ -918,6 +1033,295 @@ mod test {
         assert!(to_text(&out).is_some());
     }
 
+    /// The document `fill` writes, as `serve` frames it (without the
+    /// common fields).
+    fn document(fill: impl FnOnce(&mut Json<'_>)) -> String {
+        let mut out = String::new();
+        let mut j = Json::object(&mut out);
+        fill(&mut j);
+        j.end();
+        out
+    }
+
+    /// Distinct counter values, so that a swapped pair shows.
+    fn server_stats() -> ServerStats {
+        let mut s = ServerStats::default();
+        s.received = 11;
+        s.advertisements = 12;
+        s.forwarded_teredo = 13;
+        s.forwarded_native = 14;
+        s.icmp_errors = 15;
+        s.icmp_errors_limited = 16;
+        s
+    }
+
+    #[test]
+    fn server_golden() {
+        let mut config = ServerConfig::new(Ipv4Addr::new(198, 51, 100, 1));
+        config.prefix = [0x20, 0x01, 0x0d, 0xb8];
+        config.mtu = 1400;
+        let doc = document(|j| {
+            server(
+                j,
+                &config,
+                &server_stats(),
+                &[("received", 1), ("truncated", 2), ("sent_udp", 3)],
+            )
+        });
+        let want = concat!(
+            r#"{"addresses":["198.51.100.1:3544","198.51.100.2:3544"],"#,
+            r#""prefix":"2001:db8::/32","mtu":1400,"stats":{"received":11,"#,
+            r#""advertisements":12,"forwarded_teredo":13,"forwarded_native":14,"#,
+            r#""icmp_errors":15,"icmp_errors_limited":16,"dropped":0},"drops":{"malformed":0,"#,
+            r#""not_bubble_or_icmpv6":0,"non_global_source":0,"spoofed_source":0,"#,
+            r#""not_for_our_client":0,"loop":0,"invalid_rs":0,"rs_checksum":0,"#,
+            r#""non_global_destination":0,"non_global_mapping":0,"too_big":0,"#,
+            r#""buffer_too_small":0},"sockets":{"received":1,"truncated":2,"sent_udp":3}}"#,
+        );
+        assert_eq!(doc, want);
+    }
+
+    #[test]
+    fn relay_golden() {
+        let mut config = RelayConfig::new();
+        config.kind = RelayKind::Restricted;
+        config.mtu = 1300;
+        let peers: PeerTable<4, 8, 2, 1280> = PeerTable::new([7; 16]);
+        let mut s = RelayStats::default();
+        let mut n = 0;
+        for t in [
+            &mut s.from_tunnel,
+            &mut s.to_clients,
+            &mut s.from_clients,
+            &mut s.to_tunnel,
+        ] {
+            n += 2;
+            t.packets = n;
+            t.bytes = 1000 + n;
+        }
+        for (i, c) in [
+            &mut s.sent_direct,
+            &mut s.queued,
+            &mut s.flushed,
+            &mut s.bubbles_sent,
+            &mut s.bubbles_received,
+            &mut s.peers_trusted,
+            &mut s.icmp_errors_sent,
+            &mut s.icmp_errors_limited,
+            &mut s.transmit_buffer_too_small,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            *c = 20 + i as u64;
+        }
+        let local = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 3544);
+        let doc = document(|j| {
+            relay(
+                j,
+                &config,
+                "teredo\"x",
+                local,
+                &peers,
+                &s,
+                &[("udp_received", 5), ("tun_write_failed", 6)],
+            )
+        });
+        let want = concat!(
+            r#"{"kind":"restricted","interface":"teredo\"x","prefix":"2001::/32","mtu":1300,"#,
+            r#""address":"192.0.2.1:3544","peers":{"count":0,"capacity":4},"#,
+            r#""traffic":{"from_tunnel":{"packets":2,"bytes":1002},"to_clients":{"packets":4,"#,
+            r#""bytes":1004},"from_clients":{"packets":6,"bytes":1006},"#,
+            r#""to_tunnel":{"packets":8,"bytes":1008}},"stats":{"sent_direct":20,"queued":21,"#,
+            r#""flushed":22,"bubbles_sent":23,"bubbles_received":24,"peers_trusted":25,"#,
+            r#""icmp_errors_sent":26,"icmp_errors_limited":27,"transmit_buffer_too_small":28,"#,
+            r#""dropped":0},"drops":{"invalid_ipv6":0,"multicast":0,"#,
+            r#""not_teredo_destination":0,"non_global_destination":0,"new_peer_limited":0,"#,
+            r#""peer_table_full":0,"queue_full":0,"unreachable":0,"gave_up":0,"#,
+            r#""peer_removed":0,"malformed":0,"trailer":0,"non_teredo_source":0,"#,
+            r#""spoofed_source":0,"unknown_peer":0,"teredo_destination":0,"#,
+            r#""invalid_destination":0},"sockets":{"udp_received":5,"tun_write_failed":6}}"#,
+        );
+        assert_eq!(doc, want);
+        // `shipworm status` without `--json`: the same members as text.
+        let text = to_text(&doc).unwrap();
+        let want_head = concat!(
+            "kind: restricted\n",
+            "interface: teredo\"x\n",
+            "prefix: 2001::/32\n",
+            "mtu: 1300\n",
+            "address: 192.0.2.1:3544\n",
+            "peers:\n",
+            "  count: 0\n",
+            "  capacity: 4\n",
+            "traffic:\n",
+            "  from_tunnel:\n",
+            "    packets: 2\n",
+            "    bytes: 1002\n",
+            "  to_clients:\n",
+            "    packets: 4\n",
+            "    bytes: 1004\n",
+            "  from_clients:\n",
+            "    packets: 6\n",
+            "    bytes: 1006\n",
+            "  to_tunnel:\n",
+            "    packets: 8\n",
+            "    bytes: 1008\n",
+            "stats:\n",
+            "  sent_direct: 20\n",
+            "  queued: 21\n",
+            "  flushed: 22\n",
+            "  bubbles_sent: 23\n",
+            "  bubbles_received: 24\n",
+            "  peers_trusted: 25\n",
+            "  icmp_errors_sent: 26\n",
+            "  icmp_errors_limited: 27\n",
+            "  transmit_buffer_too_small: 28\n",
+            "  dropped: 0\n",
+        );
+        assert!(text.starts_with(want_head), "{text}");
+        assert!(
+            text.ends_with("sockets:\n  udp_received: 5\n  tun_write_failed: 6\n"),
+            "{text}"
+        );
+    }
+
+    fn client_stats() -> ClientStats {
+        let mut s = ClientStats::default();
+        for (i, c) in [
+            &mut s.rs_sent,
+            &mut s.ra_accepted,
+            &mut s.delivered,
+            &mut s.sent_direct,
+            &mut s.queued,
+            &mut s.flushed,
+            &mut s.bubbles_sent,
+            &mut s.bubbles_received,
+            &mut s.echo_requests_sent,
+            &mut s.peers_trusted,
+            &mut s.icmp_errors_sent,
+            &mut s.icmp_errors_limited,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            *c = 30 + i as u64;
+        }
+        s
+    }
+
+    #[test]
+    fn client_golden() {
+        let peers: PeerTable<4, 8, 2, 1280> = PeerTable::new([7; 16]);
+        let mut view = ClientView {
+            interface: "teredo",
+            local: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 40000),
+            servers: (Ipv4Addr::new(198, 51, 100, 1), None),
+            qualified_for: None,
+        };
+        let offline = document(|j| {
+            client(
+                j,
+                view,
+                ClientState::Offline {
+                    retry_at: shipworm_core::time::Instant::from_millis(5),
+                },
+                None,
+                &peers,
+                &client_stats(),
+                &[("received", 1), ("ipv4_changes", 2)],
+            )
+        });
+        assert_eq!(
+            offline,
+            concat!(
+                r#"{"state":"offline","interface":"teredo","local":"192.0.2.2:40000","#,
+                r#""servers":["198.51.100.1"],"address":null,"mapped":null,"server":null,"#,
+                r#""mtu":null,"nat":null,"qualified_s":null,"peers":{"count":0,"capacity":4},"#,
+                r#""stats":{"rs_sent":30,"ra_accepted":31,"delivered":32,"sent_direct":33,"#,
+                r#""queued":34,"flushed":35,"bubbles_sent":36,"bubbles_received":37,"#,
+                r#""echo_requests_sent":38,"peers_trusted":39,"icmp_errors_sent":40,"#,
+                r#""icmp_errors_limited":41,"ra_dropped":0,"data_dropped":0},"#,
+                r#""ra_drops":{"unsolicited":0,"wrong_source_port":0,"wrong_source_address":0,"#,
+                r#""no_auth":0,"wrong_nonce":0,"auth_rejected":0,"no_origin":0,"invalid_ra":0,"#,
+                r#""wrong_destination":0,"wrong_prefix":0,"bad_mtu":0,"non_global_mapping":0},"#,
+                r#""data_drops":{"not_qualified":0,"invalid_ipv6":0,"multicast":0,"#,
+                r#""wrong_source":0,"non_global_destination":0,"peer_table_full":0,"#,
+                r#""queue_full":0,"unreachable":0,"gave_up":0,"peer_removed":0,"malformed":0,"#,
+                r#""trailer":0,"link_local_source":0,"wrong_destination":0,"#,
+                r#""spoofed_teredo_source":0,"unverified":0,"bad_echo_nonce":0,"wrong_relay":0},"#,
+                r#""sockets":{"received":1,"ipv4_changes":2}}"#,
+            )
+        );
+        view.servers.1 = Some(Ipv4Addr::new(203, 0, 113, 1));
+        view.qualified_for = Some(core::time::Duration::from_millis(61_999));
+        let server = Ipv4Addr::new(203, 0, 113, 1);
+        let mapped = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 200), 4096);
+        let qualified = concat!(
+            r#"{"state":"qualified","interface":"teredo","local":"192.0.2.2:40000","#,
+            r#""servers":["198.51.100.1","203.0.113.1"],"#,
+            r#""address":"2001:0:cb00:7101:8000:efff:3fff:fd37","#,
+            r#""mapped":{"address":"192.0.2.200","port":4096},"server":"203.0.113.1","#,
+            r#""mtu":1400,"nat":{"mapping":"cone_or_restricted","port_preserving":true},"#,
+            r#""qualified_s":61,"peers":{"count":0,"capacity":4},"stats":{"rs_sent":30,"#,
+            r#""ra_accepted":31,"delivered":32,"sent_direct":33,"queued":34,"flushed":35,"#,
+            r#""bubbles_sent":36,"bubbles_received":37,"echo_requests_sent":38,"#,
+            r#""peers_trusted":39,"icmp_errors_sent":40,"icmp_errors_limited":41,"#,
+            r#""ra_dropped":0,"data_dropped":0},"ra_drops":{"unsolicited":0,"#,
+            r#""wrong_source_port":0,"wrong_source_address":0,"no_auth":0,"wrong_nonce":0,"#,
+            r#""auth_rejected":0,"no_origin":0,"invalid_ra":0,"wrong_destination":0,"#,
+            r#""wrong_prefix":0,"bad_mtu":0,"non_global_mapping":0},"#,
+            r#""data_drops":{"not_qualified":0,"invalid_ipv6":0,"multicast":0,"#,
+            r#""wrong_source":0,"non_global_destination":0,"peer_table_full":0,"#,
+            r#""queue_full":0,"unreachable":0,"gave_up":0,"peer_removed":0,"malformed":0,"#,
+            r#""trailer":0,"link_local_source":0,"wrong_destination":0,"#,
+            r#""spoofed_teredo_source":0,"unverified":0,"bad_echo_nonce":0,"wrong_relay":0},"#,
+            r#""sockets":{"received":1}}"#,
+        );
+        const QUALIFIED_NAT: &str =
+            r#""nat":{"mapping":"cone_or_restricted","port_preserving":true}"#;
+        for (i, (nat, port_preserving)) in [
+            (NatMapping::ConeOrRestricted, Some(true)),
+            (NatMapping::NotTested, Some(false)),
+            (NatMapping::SecondaryNoReply, None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let q = Qualification {
+                address: shipworm_core::addr::TeredoAddr::new(
+                    [0x20, 0x01, 0, 0],
+                    server,
+                    0x8000,
+                    mapped,
+                ),
+                mtu: 1400,
+                nat: shipworm_core::client::NatType {
+                    mapping: nat,
+                    port_preserving,
+                },
+                server,
+            };
+            let doc = document(|j| {
+                client(
+                    j,
+                    view,
+                    ClientState::Qualified,
+                    Some(q),
+                    &peers,
+                    &client_stats(),
+                    &[("received", 1)],
+                )
+            });
+            let nat = format!(
+                r#""nat":{{"mapping":"{}","port_preserving":{}}}"#,
+                ["cone_or_restricted", "not_tested", "secondary_no_reply"][i],
+                ["true", "false", "null"][i]
+            );
+            assert_eq!(doc, qualified.replace(QUALIFIED_NAT, &nat));
+        }
+    }
+
     #[test]
     fn socket_serves_one_document_per_connection() {
         let dir = std::env::temp_dir().join(format!("shipworm-status-{}", std::process::id()));
@@ -926,10 +1330,10 @@ mod test {
         let path = dir.join("s.sock");
         let mut sock = StatusSocket::open("server", Some(&path), None).unwrap();
         // No client yet: nothing to do, no blocking.
-        sock.serve(|_| panic!("rendered without a connection"));
+        sock.serve(&mut |_| panic!("rendered without a connection"));
         let c1 = UnixStream::connect(&path).unwrap();
         let c2 = UnixStream::connect(&path).unwrap();
-        sock.serve(|j| {
+        sock.serve(&mut |j| {
             j.num("answer", 42);
         });
         for c in [c1, c2] {
