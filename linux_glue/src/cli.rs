@@ -2,8 +2,9 @@
 //!
 //! Hand-written rather than clap: three roles with two dozen options do not
 //! justify the ~300 KB clap adds to a router binary. For the same reason the
-//! parser is one non-generic loop shared by the roles (each role's
-//! options are picked by a guard in one `match`), and error messages are
+//! parser is one non-generic loop shared by the roles, options are looked
+//! up in the table of `config` (which knows the roles that take each) and
+//! read by the same code as a file's directives, and error messages are
 //! glued from pieces by [`usage`] rather than one `format!` each.
 
 use core::fmt;
@@ -17,7 +18,7 @@ use shipworm_core::relay::{RelayKind, DEFAULT_MTU as RELAY_DEFAULT_MTU};
 use shipworm_core::server::Config;
 use shipworm_core::time::Duration;
 
-use crate::config::{self, value, At, File, RelayType};
+use crate::config::{self, File, Key, Settings, Source};
 use crate::sys::syslog::Facility;
 use crate::sys::tun::MAX_NAME_LEN;
 
@@ -164,10 +165,11 @@ fn parse_status(mut args: Args) -> Result<Command, UsageError> {
             json = true;
         } else if arg == "--socket" || arg.starts_with("--socket=") {
             let (name, value) = option_value(arg, &mut args)?;
-            if value.is_empty() {
-                return Err(usage(&["'--socket' needs a path"]));
-            }
-            once(&mut socket, PathBuf::from(value), name)?;
+            once(
+                &mut socket,
+                PathBuf::from(nonempty(name, value, "a path")?),
+                name,
+            )?;
         } else {
             return Err(stray(arg));
         }
@@ -271,10 +273,7 @@ impl Reload {
         let level = run.role.log_level();
         if level != log::max_level() {
             crate::logger::set_level(level);
-            info!(
-                "reload: log level now {}",
-                level.as_str().to_ascii_lowercase()
-            );
+            info!("reload: log level now {}", level_name(level));
         }
         Some(run.role)
     }
@@ -451,7 +450,21 @@ pub(crate) fn usage(parts: &[&str]) -> UsageError {
 
 /// `'<value>' for '<name>' <problem>`, the shape of most value errors.
 fn bad(value: &str, name: &str, problem: &str) -> UsageError {
-    usage(&["'", value, "' for '", name, "' ", problem])
+    quoted("'", value, name, problem)
+}
+
+/// [`bad`] with the quotes `q`: a file's messages quote names as `"`.
+#[inline(never)]
+pub(crate) fn quoted(q: &str, value: &str, name: &str, problem: &str) -> UsageError {
+    usage(&[q, value, q, " for ", q, name, q, " ", problem])
+}
+
+/// `value` of option `name` unless it is empty: `'<name>' needs <what>`.
+pub(crate) fn nonempty(name: &str, value: &str, what: &str) -> Result<String, UsageError> {
+    if value.is_empty() {
+        return Err(usage(&["'", name, "' needs ", what]));
+    }
+    Ok(value.to_owned())
 }
 
 /// An argument no role or command takes here.
@@ -556,87 +569,17 @@ fn absolute_config_paths(mut args: Vec<String>) -> Vec<String> {
     args
 }
 
-/// A role's command line as given (`None`: absent), before the
-/// configuration file fills the gaps. One struct for the three roles:
-/// [`Given::set`] refuses the options a role does not take.
+/// A role's command line as given, before the configuration file fills
+/// the gaps. The settings a file can give too go into [`Settings`], read
+/// by the same code as the file's ([`Settings::set`]).
 #[derive(Default)]
 struct Given {
     config: Option<PathBuf>,
     daemon: bool,
-    pid_file: Option<PathBuf>,
-    /// `--syslog` (facility from the file or the default) or `--syslog=F`.
-    syslog: Option<Option<Facility>>,
-    user: Option<String>,
-    chroot: Option<PathBuf>,
-    status_socket: Option<PathBuf>,
-    log_level: Option<LevelFilter>,
-    /// The server's primary address, the one positional argument.
-    primary: Option<Ipv4Addr>,
-    secondary: Option<Ipv4Addr>,
-    prefix: Option<[u8; 4]>,
-    mtu: Option<u16>,
-    max_forward_payload: Option<u16>,
-    server: Option<String>,
-    server2: Option<Ipv4Addr>,
-    fallback: Option<String>,
-    interface: Option<String>,
-    bind: Option<Ipv4Addr>,
-    port: Option<u16>,
-    hook: Option<PathBuf>,
-    kind: Option<RelayKind>,
-    icmp_source: Option<Ipv6Addr>,
+    settings: Settings,
 }
 
 impl Given {
-    /// Store option `name` with `value` if `role` takes it.
-    fn set(&mut self, role: config::Role, name: &str, value: String) -> Result<(), UsageError> {
-        let server = role == config::Role::Server;
-        let client = role == config::Role::Client;
-        let relay = role == config::Role::Relay;
-        let v = value.as_str();
-        match name {
-            "-c" | "--config" => {
-                if value.is_empty() {
-                    return Err(usage(&["'", name, "' needs a file name"]));
-                }
-                once(&mut self.config, PathBuf::from(value), name)
-            }
-            "--pidfile" => once(&mut self.pid_file, absolute(name, v)?, name),
-            "--syslog" => once(&mut self.syslog, Some(facility(v)?), name),
-            "--user" => {
-                if value.is_empty() {
-                    return Err(usage(&["'--user' needs a user name"]));
-                }
-                once(&mut self.user, value, name)
-            }
-            "--chroot" => once(&mut self.chroot, absolute(name, v)?, name),
-            "--status-socket" => once(&mut self.status_socket, absolute(name, v)?, name),
-            "--log-level" => once(&mut self.log_level, level(v)?, name),
-            "--secondary" if server => once(&mut self.secondary, ipv4(name, v)?, name),
-            "--max-forward-payload" if server => {
-                once(&mut self.max_forward_payload, number(name, v, 0)?, name)
-            }
-            "--prefix" if !client => once(&mut self.prefix, teredo_prefix(name, v)?, name),
-            "--mtu" if !client => once(&mut self.mtu, mtu(v)?, name),
-            "--server" if client => once(&mut self.server, host(name, v)?, name),
-            "--server2" if client => once(&mut self.server2, ipv4(name, v)?, name),
-            "--fallback" if client => once(&mut self.fallback, host(name, v)?, name),
-            "--hook" if client => {
-                if value.is_empty() {
-                    return Err(usage(&["'--hook' needs a program path"]));
-                }
-                once(&mut self.hook, PathBuf::from(value), name)
-            }
-            "--interface" if !server => once(&mut self.interface, interface_name(v)?, name),
-            "--bind" if !server => once(&mut self.bind, ipv4(name, v)?, name),
-            // A relay's clients must find it again: no random port.
-            "--port" if !server => once(&mut self.port, number(name, v, relay.into())?, name),
-            "--type" if relay => once(&mut self.kind, relay_kind(v)?, name),
-            "--icmp-source" if relay => once(&mut self.icmp_source, unicast6(name, v)?, name),
-            _ => Err(stray(name)),
-        }
-    }
-
     /// Read the file, check it fits `role`, and merge: the command line
     /// first, then the file, then the defaults.
     fn finish(self, role: config::Role) -> Result<(Role, ProcessArgs), UsageError> {
@@ -645,153 +588,152 @@ impl Given {
             None => File::default(),
         };
         file.check_role(role)?;
-        self.merge(role, &file)
-    }
-
-    /// [`Given::finish`] once the file is read: apart, so that the file is
-    /// dropped in one place rather than on each of the error paths here.
-    #[inline(never)]
-    fn merge(self, role: config::Role, file: &File) -> Result<(Role, ProcessArgs), UsageError> {
-        let syslog = match self.syslog {
-            Some(Some(f)) => Some(f),
-            // `--syslog`, or `--daemon`: standard error goes to /dev/null
-            // in the background.
-            Some(None) => Some(value(&file.syslog_facility).unwrap_or(Facility::DAEMON)),
-            None if self.daemon => Some(value(&file.syslog_facility).unwrap_or(Facility::DAEMON)),
-            None => value(&file.syslog_facility),
-        };
-        let pid_file = self
-            .pid_file
-            .or_else(|| value(&file.pid_file))
-            .or_else(|| self.daemon.then(|| PathBuf::from(DEFAULT_PID_FILE)));
-        let process = ProcessArgs {
-            daemon: self.daemon,
-            pid_file,
-            syslog,
-            user: self.user.or_else(|| value(&file.user)),
-            chroot: self.chroot.or_else(|| value(&file.chroot)),
-            status_socket: self.status_socket.or_else(|| value(&file.status_socket)),
-        };
-        let log_level = self
-            .log_level
-            .or_else(|| value(&file.log_level))
-            .unwrap_or(LevelFilter::Info);
-        let prefix = self.prefix.or_else(|| value(&file.prefix));
-        let mtu = self.mtu.or_else(|| value(&file.interface_mtu));
-        let interface = self
-            .interface
-            .or_else(|| value(&file.interface_name))
-            .unwrap_or_else(|| DEFAULT_INTERFACE.to_owned());
-        let bind = self
-            .bind
-            .or_else(|| value(&file.bind_address))
-            .unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let port = self.port.or_else(|| value(&file.bind_port));
-        let role = match role {
-            config::Role::Server => {
-                let primary = self
-                    .primary
-                    .or_else(|| value(&file.server_bind_address))
-                    .ok_or_else(|| {
-                        usage(&["'server' needs the primary IPv4 address \
-                                 (or 'ServerBindAddress' in a file)"])
-                    })?;
-                let defaults = Config::new(primary);
-                let secondary = match self.secondary.or_else(|| value(&file.server_bind_address2)) {
-                    Some(s) => s,
-                    // The core's default (primary + 1) wraps around; say so
-                    // instead.
-                    None if primary == Ipv4Addr::BROADCAST => {
-                        return Err(usage(&[
-                            "255.255.255.255 has no next address; give '--secondary'",
-                        ]))
-                    }
-                    None => defaults.secondary,
-                };
-                if secondary == primary {
-                    return Err(usage(&["primary and secondary addresses must differ"]));
-                }
-                Role::Server(ServerArgs {
-                    config: Config {
-                        secondary,
-                        prefix: prefix.unwrap_or(defaults.prefix),
-                        mtu: mtu.map_or(defaults.mtu, u32::from),
-                        max_forward_payload: self
-                            .max_forward_payload
-                            .or_else(|| value(&file.max_forward_payload))
-                            .unwrap_or(defaults.max_forward_payload),
-                        ..defaults
-                    },
-                    log_level,
-                })
-            }
-            config::Role::Client => {
-                let server = self
-                    .server
-                    .or_else(|| value(&file.server_address))
-                    .ok_or_else(|| {
-                        usage(&[
-                            "'client' needs '--server <host|IPv4>' or 'ServerAddress' in a \
-                             file (there is no default server)",
-                        ])
-                    })?;
-                let server2 = self.server2.or_else(|| value(&file.server_address2));
-                if server2.is_some() && server.parse().ok() == server2 {
-                    return Err(usage(&["'--server' and '--server2' must differ"]));
-                }
-                Role::Client(ClientArgs {
-                    server,
-                    server2,
-                    fallback: self.fallback.or_else(|| value(&file.fallback_server)),
-                    interface,
-                    bind,
-                    port: port.unwrap_or(0),
-                    hook: self.hook.or_else(|| value(&file.hook)),
-                    refresh_interval: value(&file.refresh_interval),
-                    log_level,
-                })
-            }
-            config::Role::Relay => {
-                if let Some(At { value: 0, line }) = file.bind_port {
-                    let msg = "a relay needs a fixed \"BindPort\" (1 to 65535)";
-                    return Err(config::at(&file.path, line, msg).into());
-                }
-                let file_kind = match value(&file.relay_type) {
-                    Some(RelayType::Relay(k)) => Some(k),
-                    _ => None,
-                };
-                let relay = RelayArgs {
-                    bind,
-                    port: port.unwrap_or(TEREDO_PORT),
-                    interface,
-                    prefix: prefix.unwrap_or(DEFAULT_PREFIX),
-                    mtu: mtu.unwrap_or(RELAY_DEFAULT_MTU),
-                    kind: self.kind.or(file_kind).unwrap_or(RelayKind::Cone),
-                    icmp_source: self.icmp_source.or_else(|| value(&file.relay_icmp_source)),
-                    log_level,
-                };
-                if let Some(src) = relay.icmp_source {
-                    if src.octets().get(..4) == Some(&relay.prefix[..]) {
-                        return Err(usage(&[&format!(
-                            "ICMPv6 source {src} is inside the Teredo prefix: errors from it \
-                             would be routed back into the tunnel"
-                        )]));
-                    }
-                }
-                Role::Relay(relay)
-            }
-        };
-        Ok((role, process))
+        merge(&self.settings, self.daemon, role, &file.settings)
     }
 }
 
-/// An absolute path for `name`: the daemon runs in `/`.
-fn absolute(name: &str, s: &str) -> Result<PathBuf, UsageError> {
-    if s.starts_with('/') {
-        Ok(PathBuf::from(s))
-    } else {
-        Err(bad(s, name, "is not an absolute path"))
-    }
+/// [`Given::finish`] once the file is read and checked: the command line's
+/// settings `cli` over the file's `file`, then the defaults.
+#[inline(never)]
+fn merge(
+    cli: &Settings,
+    daemon: bool,
+    role: config::Role,
+    file: &Settings,
+) -> Result<(Role, ProcessArgs), UsageError> {
+    use config::Value::{Facility as Fac, Level, Number, Prefix, Text, Type, V4, V6};
+    use Key::*;
+    let get = |key: Key| cli.value(key).or_else(|| file.value(key));
+    let text = |key: Key| match get(key) {
+        Some(Text(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let v4 = |key: Key| match get(key) {
+        Some(V4(a)) => Some(*a),
+        _ => None,
+    };
+    let number = |key: Key| match get(key) {
+        Some(Number(n)) => Some(*n),
+        _ => None,
+    };
+    let file_facility = match file.value(SyslogFacility) {
+        Some(Fac(f)) => *f,
+        _ => None,
+    };
+    let syslog = match cli.value(SyslogFacility) {
+        Some(Fac(Some(f))) => Some(*f),
+        // `--syslog`, or `--daemon`: standard error goes to /dev/null in
+        // the background.
+        Some(_) => Some(file_facility.unwrap_or(Facility::DAEMON)),
+        None if daemon => Some(file_facility.unwrap_or(Facility::DAEMON)),
+        None => file_facility,
+    };
+    let path = |key: Key| text(key).map(PathBuf::from);
+    let process = ProcessArgs {
+        daemon,
+        pid_file: path(PidFile).or_else(|| daemon.then(|| PathBuf::from(DEFAULT_PID_FILE))),
+        syslog,
+        user: text(User),
+        chroot: path(Chroot),
+        status_socket: path(StatusSocket),
+    };
+    let log_level = match get(LogLevel) {
+        Some(Level(l)) => *l,
+        _ => LevelFilter::Info,
+    };
+    let prefix = match get(Key::Prefix) {
+        Some(Prefix(p)) => Some(*p),
+        _ => None,
+    };
+    let mtu = number(InterfaceMTU);
+    let interface = text(InterfaceName).unwrap_or_else(|| DEFAULT_INTERFACE.to_owned());
+    let bind = v4(BindAddress).unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let port = number(BindPort);
+    let role = match role {
+        config::Role::Server => {
+            let primary = v4(ServerBindAddress).ok_or_else(|| {
+                usage(&["'server' needs the primary IPv4 address \
+                         (or 'ServerBindAddress' in a file)"])
+            })?;
+            let defaults = Config::new(primary);
+            let secondary = match v4(ServerBindAddress2) {
+                Some(s) => s,
+                // The core's default (primary + 1) wraps around; say so
+                // instead.
+                None if primary == Ipv4Addr::BROADCAST => {
+                    return Err(usage(&[
+                        "255.255.255.255 has no next address; give '--secondary'",
+                    ]))
+                }
+                None => defaults.secondary,
+            };
+            if secondary == primary {
+                return Err(usage(&["primary and secondary addresses must differ"]));
+            }
+            Role::Server(ServerArgs {
+                config: Config {
+                    secondary,
+                    prefix: prefix.unwrap_or(defaults.prefix),
+                    mtu: mtu.map_or(defaults.mtu, u32::from),
+                    max_forward_payload: number(MaxForwardPayload)
+                        .unwrap_or(defaults.max_forward_payload),
+                    ..defaults
+                },
+                log_level,
+            })
+        }
+        config::Role::Client => {
+            let server = text(ServerAddress).ok_or_else(|| {
+                usage(&[
+                    "'client' needs '--server <host|IPv4>' or 'ServerAddress' in a \
+                     file (there is no default server)",
+                ])
+            })?;
+            let server2 = v4(ServerAddress2);
+            if server2.is_some() && server.parse().ok() == server2 {
+                return Err(usage(&["'--server' and '--server2' must differ"]));
+            }
+            Role::Client(ClientArgs {
+                server,
+                server2,
+                fallback: text(FallbackServer),
+                interface,
+                bind,
+                port: port.unwrap_or(0),
+                hook: path(Hook),
+                refresh_interval: number(RefreshInterval).map(|s| Duration::from_secs(s.into())),
+                log_level,
+            })
+        }
+        config::Role::Relay => {
+            let relay = RelayArgs {
+                bind,
+                port: port.unwrap_or(TEREDO_PORT),
+                interface,
+                prefix: prefix.unwrap_or(DEFAULT_PREFIX),
+                mtu: mtu.unwrap_or(RELAY_DEFAULT_MTU),
+                kind: match get(RelayType) {
+                    Some(Type(config::RelayType::Relay(k))) => *k,
+                    _ => RelayKind::Cone,
+                },
+                icmp_source: match get(RelayIcmpSource) {
+                    Some(V6(a)) => Some(*a),
+                    _ => None,
+                },
+                log_level,
+            };
+            if let Some(src) = relay.icmp_source {
+                if src.octets().get(..4) == Some(&relay.prefix[..]) {
+                    return Err(usage(&[&format!(
+                        "ICMPv6 source {src} is inside the Teredo prefix: errors from it \
+                         would be routed back into the tunnel"
+                    )]));
+                }
+            }
+            Role::Relay(relay)
+        }
+    };
+    Ok((role, process))
 }
 
 /// Parse the options of `role`; `reload_args` is the whole command line,
@@ -803,24 +745,37 @@ fn parse_role(
     reload_args: Vec<String>,
 ) -> Result<Run, UsageError> {
     let mut given = Given::default();
+    let cli = Source::CommandLine(role);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            // Flags: no value (`--syslog=F` names a facility).
+            // Flags: no value (`--syslog=F` names a facility, and shares
+            // the slot of `--syslog`).
             "--daemon" => {
                 if std::mem::replace(&mut given.daemon, true) {
                     return Err(twice(arg));
                 }
             }
-            "--syslog" => once(&mut given.syslog, None, arg)?,
+            "--syslog" => {
+                let bare = config::Value::Facility(None);
+                given.settings.put(Key::SyslogFacility, bare, arg, cli)?;
+            }
             _ if !arg.starts_with('-') => {
-                if role != config::Role::Server || given.primary.is_some() {
+                let key = Key::ServerBindAddress;
+                if role != config::Role::Server || given.settings.get(key).is_some() {
                     return Err(stray(arg));
                 }
-                given.primary = Some(ipv4("server address", arg)?);
+                let primary = config::Value::V4(ipv4("server address", arg)?);
+                given.settings.put(key, primary, arg, cli)?;
             }
             _ => {
                 let (name, value) = option_value(arg, &mut args)?;
-                given.set(role, name, value)?;
+                if name == "-c" || name == "--config" {
+                    let path = PathBuf::from(nonempty(name, value, "a file name")?);
+                    once(&mut given.config, path, name)?;
+                } else {
+                    let setting = config::option(name, role).ok_or_else(|| stray(name))?;
+                    given.settings.set(setting, name, value, cli)?;
+                }
             }
         }
     }
@@ -836,11 +791,11 @@ fn parse_role(
 }
 
 /// `--name value` or `--name=value`: the name and its value.
-fn option_value<'a>(arg: &'a str, args: &mut Args) -> Result<(&'a str, String), UsageError> {
+fn option_value<'a>(arg: &'a str, args: &mut Args<'a>) -> Result<(&'a str, &'a str), UsageError> {
     match arg.split_once('=') {
-        Some((name, value)) => Ok((name, value.to_owned())),
+        Some(split) => Ok(split),
         None => match args.next() {
-            Some(value) => Ok((arg, value.clone())),
+            Some(value) => Ok((arg, value)),
             None => Err(usage(&["option '", arg, "' needs a value"])),
         },
     }
@@ -858,7 +813,7 @@ fn once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), UsageError>
 }
 
 #[inline(never)]
-fn twice(name: &str) -> UsageError {
+pub(crate) fn twice(name: &str) -> UsageError {
     usage(&["option '", name, "' given twice"])
 }
 
@@ -929,31 +884,16 @@ pub(crate) fn teredo_prefix(what: &str, s: &str) -> Result<[u8; 4], UsageError> 
     Ok(((bits >> 96) as u32).to_be_bytes())
 }
 
-/// A decimal number from `min` to 65535 for option `name`.
-fn number(name: &str, s: &str, min: u16) -> Result<u16, UsageError> {
-    match s.parse() {
-        Ok(n) if n >= min => Ok(n),
-        _ => Err(bad(
-            s,
-            name,
-            if min == 0 {
-                "is not a number from 0 to 65535"
-            } else {
-                "is not a number from 1 to 65535"
-            },
-        )),
-    }
-}
-
 /// An MTU: IPv6 needs at least 1280 (RFC 8200 §5).
-fn mtu(s: &str) -> Result<u16, UsageError> {
+pub(crate) fn mtu(s: &str) -> Result<u16, UsageError> {
     match s.parse() {
         Ok(n) if n >= 1280 => Ok(n),
         _ => Err(usage(&["MTU '", s, "' is not a number from 1280 to 65535"])),
     }
 }
 
-fn relay_kind(s: &str) -> Result<RelayKind, UsageError> {
+/// A relay's kind on the command line (`--type`).
+pub(crate) fn relay_kind(s: &str) -> Result<RelayKind, UsageError> {
     match s {
         "cone" => Ok(RelayKind::Cone),
         "restricted" => Ok(RelayKind::Restricted),
@@ -977,22 +917,33 @@ pub(crate) fn facility(s: &str) -> Result<Facility, UsageError> {
     })
 }
 
+/// The log levels by the names `--log-level` and `LogLevel` take.
+const LEVELS: [(&str, LevelFilter); 5] = [
+    ("error", LevelFilter::Error),
+    ("warn", LevelFilter::Warn),
+    ("info", LevelFilter::Info),
+    ("debug", LevelFilter::Debug),
+    ("trace", LevelFilter::Trace),
+];
+
 /// A log level by name (`--log-level`, `LogLevel`).
 pub(crate) fn level(s: &str) -> Result<LevelFilter, UsageError> {
-    Ok(match s {
-        "error" => LevelFilter::Error,
-        "warn" => LevelFilter::Warn,
-        "info" => LevelFilter::Info,
-        "debug" => LevelFilter::Debug,
-        "trace" => LevelFilter::Trace,
-        _ => {
-            return Err(usage(&[
-                "log level '",
-                s,
-                "' is not one of error, warn, info, debug, trace",
-            ]))
-        }
-    })
+    match LEVELS.iter().find(|(name, _)| *name == s) {
+        Some((_, level)) => Ok(*level),
+        None => Err(usage(&[
+            "log level '",
+            s,
+            "' is not one of error, warn, info, debug, trace",
+        ])),
+    }
+}
+
+/// The name [`level`] reads as `level`.
+fn level_name(level: LevelFilter) -> &'static str {
+    LEVELS
+        .iter()
+        .find(|(_, l)| *l == level)
+        .map_or("off", |(name, _)| name)
 }
 
 #[cfg(test)]

@@ -14,9 +14,12 @@
 //!   role starts (Miredo's checker resolves them, so it fails off-line);
 //!   the other IPv4 directives take literals only.
 //!
-//! Parsing yields a [`File`] of optional [`At`] values; `cli` merges it
-//! with the command line (the command line wins) and checks that every
-//! directive applies to the role that runs ([`File::check_role`]).
+//! One table (`SETTINGS`) names every setting as directive and as
+//! command-line option, with the roles that take it; one function
+//! (`Settings::set`) reads a value from either source into [`Settings`].
+//! Parsing yields a [`File`] of such settings; `cli` merges it with the
+//! command line's (the command line wins) and checks that every directive
+//! applies to the role that runs ([`File::check_role`]).
 
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -24,7 +27,6 @@ use std::path::{Path, PathBuf};
 
 use log::LevelFilter;
 use shipworm_core::relay::RelayKind;
-use shipworm_core::time::Duration;
 
 use crate::cli::{self, UsageError};
 use crate::sys::syslog::Facility;
@@ -34,14 +36,14 @@ const LINE_MAX: usize = 1024;
 
 /// Shortest and longest `RefreshInterval`, seconds: below a few seconds the
 /// server sees a flood, above an hour no NAT keeps the mapping.
-const REFRESH_RANGE: core::ops::RangeInclusive<u64> = 5..=3600;
+const REFRESH_RANGE: core::ops::RangeInclusive<u16> = 5..=3600;
 
 /// A value and the line it came from, for later error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct At<T> {
     /// The parsed value.
     pub value: T,
-    /// 1-based line number in the file.
+    /// 1-based line number in the file (0 on the command line).
     pub line: usize,
 }
 
@@ -74,56 +76,363 @@ impl Role {
             Role::Relay => "relay",
         }
     }
+
+    /// The role's bit in [`Setting::roles`].
+    fn bit(self) -> u8 {
+        match self {
+            Role::Server => SERVER,
+            Role::Client => CLIENT,
+            Role::Relay => RELAY,
+        }
+    }
 }
 
-/// Every directive of a configuration file; `None` when absent.
+/// Every setting a file or the command line can give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// `RelayType` (Miredo), `--type`: client or relay, cone or restricted.
+    RelayType,
+    /// `ServerAddress` (Miredo), `--server`: the client's server, host
+    /// name or IPv4.
+    ServerAddress,
+    /// `ServerAddress2` (Miredo), `--server2`: the server's secondary
+    /// address.
+    ServerAddress2,
+    /// `FallbackServer`, `--fallback`: a second Teredo server for the
+    /// client.
+    FallbackServer,
+    /// `Hook`, `--hook`: the client's hook program.
+    Hook,
+    /// `RefreshInterval` (file only): the client's refresh interval, in
+    /// seconds.
+    RefreshInterval,
+    /// `Prefix` (Miredo), `--prefix`: Teredo /32 prefix of the server and
+    /// the relay.
+    Prefix,
+    /// `InterfaceMTU` (Miredo), `--mtu`: the relay's tunnel MTU or the
+    /// server's advertised MTU.
+    InterfaceMTU,
+    /// `InterfaceName` (Miredo), `--interface`: tunnel name of the client
+    /// and the relay.
+    InterfaceName,
+    /// `BindAddress` (Miredo), `--bind`: local IPv4 of the client's or
+    /// relay's socket.
+    BindAddress,
+    /// `BindPort` (Miredo), `--port`: local UDP port of the client or
+    /// relay.
+    BindPort,
+    /// `ServerBindAddress` (Miredo), the server's positional argument: its
+    /// primary address.
+    ServerBindAddress,
+    /// `ServerBindAddress2` (Miredo), `--secondary`: the server's
+    /// secondary address.
+    ServerBindAddress2,
+    /// `MaxForwardPayload`, `--max-forward-payload` (server).
+    MaxForwardPayload,
+    /// `RelayIcmpSource`, `--icmp-source`: source of the relay's ICMPv6
+    /// errors.
+    RelayIcmpSource,
+    /// `SyslogFacility` (Miredo), `--syslog`: log to syslog with this
+    /// facility.
+    SyslogFacility,
+    /// `LogLevel`, `--log-level`: lowest level logged.
+    LogLevel,
+    /// `PidFile`, `--pidfile`: where the process id is written.
+    PidFile,
+    /// `User`, `--user`: account to switch to after start-up.
+    User,
+    /// `Chroot`, `--chroot`: directory to confine the process to.
+    Chroot,
+    /// `StatusSocket`, `--status-socket`: path of the status socket.
+    StatusSocket,
+}
+
+/// How many [`Key`]s there are.
+const KEYS: usize = Key::StatusSocket as usize + 1;
+
+/// The bits of [`Setting::roles`].
+const SERVER: u8 = 1;
+const CLIENT: u8 = 2;
+const RELAY: u8 = 4;
+const ALL: u8 = SERVER | CLIENT | RELAY;
+
+/// How a setting's value is read. Most values read the same from both
+/// sources; where they differ (numbers in C's notation in a file, paths
+/// that must be absolute), [`Settings::set`] says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// [`RelayType`].
+    Type,
+    /// A host name or an IPv4 address, resolved later.
+    Host,
+    /// An IPv4 address literal.
+    V4,
+    /// A unicast IPv6 address.
+    V6,
+    /// A Teredo /32 prefix.
+    Prefix,
+    /// An MTU, 1280 to 65535.
+    Mtu,
+    /// A number from 0 to 65535 (a relay's port from 1).
+    Number,
+    /// Seconds, [`REFRESH_RANGE`].
+    Secs,
+    /// A tunnel interface name.
+    Interface,
+    /// A syslog facility.
+    Facility,
+    /// A log level.
+    Level,
+    /// A path: absolute (the daemon runs in `/`), but for `--hook`.
+    Path,
+    /// A user name.
+    User,
+}
+
+/// One setting: its names and the roles that take it.
+#[derive(Debug)]
+pub(crate) struct Setting {
+    key: Key,
+    /// The option on the command line; empty: none (file only, or
+    /// positional).
+    option: &'static str,
+    /// The directive in a file.
+    directive: &'static str,
+    /// The roles that take it ([`SERVER`], [`CLIENT`], [`RELAY`] bits).
+    roles: u8,
+    kind: Kind,
+}
+
+/// Every setting. The order is the one [`File::check_role`] reports
+/// misplaced directives in: the role-specific ones first.
+#[rustfmt::skip] // one line per setting reads as the table it is
+const SETTINGS: [Setting; KEYS] = {
+    use Kind::*;
+    const fn s(key: Key, option: &'static str, directive: &'static str, roles: u8, kind: Kind) -> Setting {
+        Setting { key, option, directive, roles, kind }
+    }
+    [
+        // On the command line a relay option only; a file's RelayType is
+        // checked by its own rule (see `check_role`).
+        s(Key::RelayType, "--type", "RelayType", RELAY, Type),
+        s(Key::ServerAddress, "--server", "ServerAddress", CLIENT, Host),
+        s(Key::ServerAddress2, "--server2", "ServerAddress2", CLIENT, V4),
+        s(Key::FallbackServer, "--fallback", "FallbackServer", CLIENT, Host),
+        s(Key::Hook, "--hook", "Hook", CLIENT, Path),
+        s(Key::RefreshInterval, "", "RefreshInterval", CLIENT, Secs),
+        s(Key::Prefix, "--prefix", "Prefix", SERVER | RELAY, Prefix),
+        s(Key::InterfaceMTU, "--mtu", "InterfaceMTU", SERVER | RELAY, Mtu),
+        s(Key::InterfaceName, "--interface", "InterfaceName", CLIENT | RELAY, Interface),
+        s(Key::BindAddress, "--bind", "BindAddress", CLIENT | RELAY, V4),
+        s(Key::BindPort, "--port", "BindPort", CLIENT | RELAY, Number),
+        // On the command line: the server's positional argument.
+        s(Key::ServerBindAddress, "", "ServerBindAddress", SERVER, V4),
+        s(Key::ServerBindAddress2, "--secondary", "ServerBindAddress2", SERVER, V4),
+        s(Key::MaxForwardPayload, "--max-forward-payload", "MaxForwardPayload", SERVER, Number),
+        s(Key::RelayIcmpSource, "--icmp-source", "RelayIcmpSource", RELAY, V6),
+        s(Key::SyslogFacility, "--syslog", "SyslogFacility", ALL, Facility),
+        s(Key::LogLevel, "--log-level", "LogLevel", ALL, Level),
+        s(Key::PidFile, "--pidfile", "PidFile", ALL, Path),
+        s(Key::User, "--user", "User", ALL, User),
+        s(Key::Chroot, "--chroot", "Chroot", ALL, Path),
+        s(Key::StatusSocket, "--status-socket", "StatusSocket", ALL, Path),
+    ]
+};
+
+/// The command-line option `name` if `role` takes it.
+pub(crate) fn option(name: &str, role: Role) -> Option<&'static Setting> {
+    SETTINGS
+        .iter()
+        .find(|s| !s.option.is_empty() && s.option == name && s.roles & role.bit() != 0)
+}
+
+/// A setting's value, once read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A host name, an interface name, a path or a user name.
+    Text(String),
+    /// An IPv4 address.
+    V4(Ipv4Addr),
+    /// An IPv6 address.
+    V6(Ipv6Addr),
+    /// A Teredo /32 prefix, as the four bytes the core takes.
+    Prefix([u8; 4]),
+    /// A port, an MTU, a payload size or seconds.
+    Number(u16),
+    /// A log level.
+    Level(LevelFilter),
+    /// A syslog facility; `None`: `--syslog` without one (the file's, or
+    /// the daemon facility).
+    Facility(Option<Facility>),
+    /// What `RelayType` or `--type` asks for.
+    Type(RelayType),
+}
+
+/// Where a value comes from: it decides how errors name it and, for a few
+/// settings, how the value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The command line of this role.
+    CommandLine(Role),
+    /// This line of a file.
+    File(usize),
+}
+
+/// The settings given by one source, each `None` when absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings([Option<At<Value>>; KEYS]);
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings([const { None }; KEYS])
+    }
+}
+
+impl Settings {
+    /// The value of `key` and where it came from, if given.
+    pub fn get(&self, key: Key) -> Option<&At<Value>> {
+        // In bounds: `KEYS` counts every key.
+        self.0[key as usize].as_ref()
+    }
+
+    /// The value of `key`, if given.
+    pub fn value(&self, key: Key) -> Option<&Value> {
+        self.get(key).map(|a| &a.value)
+    }
+
+    /// Read `v`, the value of `setting` (named `name` as written), and
+    /// store it unless the setting was given before.
+    pub(crate) fn set(
+        &mut self,
+        setting: &Setting,
+        name: &str,
+        v: &str,
+        from: Source,
+    ) -> Result<(), UsageError> {
+        let (file, q) = match from {
+            Source::File(_) => (true, "\""),
+            Source::CommandLine(_) => (false, "'"),
+        };
+        let value = match setting.kind {
+            // Miredo's spellings in a file; a relay's two kinds on the
+            // command line.
+            Kind::Type if file => Value::Type(match v.to_ascii_lowercase().as_str() {
+                "client" | "autoclient" => RelayType::Client,
+                "relay" | "cone" => RelayType::Relay(RelayKind::Cone),
+                "restricted" => RelayType::Relay(RelayKind::Restricted),
+                _ => {
+                    let msg = "\" for \"RelayType\" is not one of client, autoclient, \
+                               relay, cone, restricted";
+                    return Err(cli::usage(&["\"", v, msg]));
+                }
+            }),
+            Kind::Type => Value::Type(RelayType::Relay(cli::relay_kind(v)?)),
+            Kind::Host => Value::Text(cli::host(name, v)?),
+            Kind::V4 => Value::V4(cli::ipv4(name, v)?),
+            Kind::V6 => Value::V6(cli::unicast6(name, v)?),
+            Kind::Prefix => Value::Prefix(cli::teredo_prefix(name, v)?),
+            Kind::Mtu if !file => Value::Number(cli::mtu(v)?),
+            Kind::Mtu => Value::Number(number(q, name, v, file, 1280, 65535)?),
+            // A relay's clients must find it again: no random port.
+            Kind::Number => {
+                let relay_port =
+                    setting.key == Key::BindPort && from == Source::CommandLine(Role::Relay);
+                Value::Number(number(q, name, v, file, relay_port.into(), 65535)?)
+            }
+            Kind::Secs => {
+                let (min, max) = (*REFRESH_RANGE.start(), *REFRESH_RANGE.end());
+                Value::Number(number(q, name, v, file, min, max)?)
+            }
+            Kind::Interface => Value::Text(cli::interface_name(v)?),
+            Kind::Facility => Value::Facility(Some(cli::facility(v)?)),
+            Kind::Level => Value::Level(cli::level(v)?),
+            // The hook runs from the command line's directory as given;
+            // other paths must hold after the daemon changed to `/`.
+            Kind::Path if !file && setting.key == Key::Hook => {
+                Value::Text(cli::nonempty(name, v, "a program path")?)
+            }
+            Kind::Path => {
+                if !v.starts_with('/') {
+                    return Err(cli::quoted(q, v, name, "is not an absolute path"));
+                }
+                Value::Text(v.to_owned())
+            }
+            // The command line takes the name as given; a file's user is
+            // checked for characters that belong in no account name.
+            Kind::User if !file => Value::Text(cli::nonempty(name, v, "a user name")?),
+            Kind::User => {
+                let ok = v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                if !ok {
+                    return Err(cli::usage(&["\"", v, "\" for \"User\" is not a user name"]));
+                }
+                Value::Text(v.to_owned())
+            }
+        };
+        self.put(setting.key, value, name, from)
+    }
+
+    /// Store `value` of `key` (named `name` as written) unless it was given before (by
+    /// the same source: the command line and a file have one `Settings`
+    /// each).
+    pub(crate) fn put(
+        &mut self,
+        key: Key,
+        value: Value,
+        name: &str,
+        from: Source,
+    ) -> Result<(), UsageError> {
+        let slot = &mut self.0[key as usize];
+        let line = match (slot.as_ref(), from) {
+            (None, Source::File(line)) => line,
+            (None, Source::CommandLine(_)) => 0,
+            (Some(first), Source::File(_)) => return Err(duplicate(name, first.line)),
+            (Some(_), Source::CommandLine(_)) => return Err(cli::twice(name)),
+        };
+        *slot = Some(At { value, line });
+        Ok(())
+    }
+}
+
+#[inline(never)]
+fn duplicate(name: &str, first: usize) -> UsageError {
+    cli::usage(&[&format!(
+        "duplicate directive \"{name}\" (first on line {first})"
+    )])
+}
+
+/// An integer as C's `strtoul` base 0 reads it (Miredo's rule): `0x` hex,
+/// a leading `0` octal, decimal otherwise.
+fn integer(s: &str) -> Option<u64> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u64::from_str_radix(s.get(1..)?, 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// A number from `min` to `max`: decimal on the command line, in C's
+/// notation ([`integer`]) in a file, as Miredo reads it.
+fn number(q: &str, name: &str, s: &str, file: bool, min: u16, max: u16) -> Result<u16, UsageError> {
+    let n = if file { integer(s) } else { s.parse().ok() };
+    match n.and_then(|n| u16::try_from(n).ok()) {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => {
+            let problem = format!("is not a number from {min} to {max}");
+            Err(cli::quoted(q, s, name, &problem))
+        }
+    }
+}
+/// A configuration file: where it was read from and its directives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct File {
     /// Where it was read from (absolute, so a reload after `chdir /` works).
     pub path: PathBuf,
-    /// `RelayType`: client or relay (Miredo).
-    pub relay_type: Option<At<RelayType>>,
-    /// `ServerAddress`: the client's server, host name or IPv4 (Miredo).
-    pub server_address: Option<At<String>>,
-    /// `ServerAddress2`: the server's secondary address (Miredo).
-    pub server_address2: Option<At<Ipv4Addr>>,
-    /// `FallbackServer`: a second Teredo server for the client.
-    pub fallback_server: Option<At<String>>,
-    /// `Prefix`: Teredo /32 prefix of the server and the relay (Miredo).
-    pub prefix: Option<At<[u8; 4]>>,
-    /// `InterfaceMTU`: the relay's tunnel MTU or the server's advertised
-    /// MTU (Miredo).
-    pub interface_mtu: Option<At<u16>>,
-    /// `InterfaceName`: tunnel name of the client and the relay (Miredo).
-    pub interface_name: Option<At<String>>,
-    /// `BindAddress`: local IPv4 of the client's or relay's socket (Miredo).
-    pub bind_address: Option<At<Ipv4Addr>>,
-    /// `BindPort`: local UDP port of the client or relay (Miredo).
-    pub bind_port: Option<At<u16>>,
-    /// `SyslogFacility`: log to syslog with this facility (Miredo).
-    pub syslog_facility: Option<At<Facility>>,
-    /// `ServerBindAddress`: the server's primary address (Miredo).
-    pub server_bind_address: Option<At<Ipv4Addr>>,
-    /// `ServerBindAddress2`: the server's secondary address (Miredo).
-    pub server_bind_address2: Option<At<Ipv4Addr>>,
-    /// `MaxForwardPayload`: the server's `--max-forward-payload`.
-    pub max_forward_payload: Option<At<u16>>,
-    /// `Hook`: the client's `--hook` program.
-    pub hook: Option<At<PathBuf>>,
-    /// `LogLevel`: lowest level logged.
-    pub log_level: Option<At<LevelFilter>>,
-    /// `RefreshInterval`: the client's refresh interval, in seconds.
-    pub refresh_interval: Option<At<Duration>>,
-    /// `PidFile`: where `--daemon` writes its process id.
-    pub pid_file: Option<At<PathBuf>>,
-    /// `User`: account to switch to after start-up.
-    pub user: Option<At<String>>,
-    /// `Chroot`: directory to confine the process to after start-up.
-    pub chroot: Option<At<PathBuf>>,
-    /// `StatusSocket`: path of the status socket.
-    pub status_socket: Option<At<PathBuf>>,
-    /// `RelayIcmpSource`: the relay's `--icmp-source`.
-    pub relay_icmp_source: Option<At<Ipv6Addr>>,
+    /// The directives, with their lines.
+    pub settings: Settings,
 }
 
 /// A configuration file that cannot be used: the message names the file and
@@ -169,216 +478,79 @@ pub fn load(path: &Path) -> Result<File, Error> {
 
 /// Parse the text of a file read from `path` (used in messages only).
 pub fn parse(path: &Path, text: &str) -> Result<File, Error> {
-    let mut file = File {
-        path: path.to_owned(),
-        ..File::default()
-    };
+    let mut settings = Settings::default();
     for (n, line) in text.lines().enumerate() {
         let n = n + 1;
-        let fail = |msg: String| at(path, n, &msg);
-        if line.len() > LINE_MAX {
-            return Err(fail(format!("line longer than {LINE_MAX} bytes")));
-        }
-        let mut tokens = line.split_whitespace();
-        let Some(name) = tokens.next() else { continue };
-        if name.starts_with('#') {
-            continue;
-        }
-        let Some(value) = tokens.next().filter(|v| !v.starts_with('#')) else {
-            return Err(fail(["directive \"", name, "\" has no value"].concat()));
-        };
-        if let Some(extra) = tokens.next().filter(|t| !t.starts_with('#')) {
-            let msg = [
-                "unexpected \"",
-                extra,
-                "\" after the value of \"",
-                name,
-                "\"",
-            ];
-            return Err(fail(msg.concat()));
-        }
-        file.set(name, value, n).map_err(fail)?;
+        directive(&mut settings, line, n).map_err(|msg| at(path, n, &msg.into_message()))?;
     }
-    Ok(file)
-}
-
-/// Store `value` at `line` unless the slot is taken.
-fn put<T>(slot: &mut Option<At<T>>, value: T, line: usize, name: &str) -> Result<(), String> {
-    match slot {
-        Some(first) => Err(duplicate(name, first.line)),
-        None => {
-            *slot = Some(At { value, line });
-            Ok(())
-        }
-    }
-}
-
-#[inline(never)]
-fn duplicate(name: &str, first: usize) -> String {
-    format!("duplicate directive \"{name}\" (first on line {first})")
-}
-
-/// An integer as C's `strtoul` base 0 reads it (Miredo's rule): `0x` hex,
-/// a leading `0` octal, decimal otherwise.
-fn integer(s: &str) -> Option<u64> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(hex, 16).ok()
-    } else if s.len() > 1 && s.starts_with('0') {
-        u64::from_str_radix(s.get(1..)?, 8).ok()
-    } else {
-        s.parse().ok()
-    }
-}
-
-fn number(name: &str, s: &str, range: core::ops::RangeInclusive<u64>) -> Result<u64, String> {
-    integer(s).filter(|n| range.contains(n)).ok_or_else(|| {
-        format!(
-            "\"{s}\" for \"{name}\" is not a number from {} to {}",
-            range.start(),
-            range.end()
-        )
+    Ok(File {
+        path: path.to_owned(),
+        settings,
     })
 }
 
-fn path(name: &str, s: &str) -> Result<PathBuf, String> {
-    if s.starts_with('/') {
-        Ok(PathBuf::from(s))
-    } else {
-        Err(["\"", s, "\" for \"", name, "\" is not an absolute path"].concat())
+/// Read line `n` into `settings`: apart from [`parse`] so that every error
+/// of a line reaches [`at`] through one path.
+fn directive(settings: &mut Settings, line: &str, n: usize) -> Result<(), UsageError> {
+    if line.len() > LINE_MAX {
+        return Err(cli::usage(&[&format!("line longer than {LINE_MAX} bytes")]));
+    }
+    let mut tokens = line.split_whitespace();
+    let Some(name) = tokens.next() else {
+        return Ok(());
+    };
+    if name.starts_with('#') {
+        return Ok(());
+    }
+    let Some(value) = tokens.next().filter(|v| !v.starts_with('#')) else {
+        return Err(cli::usage(&["directive \"", name, "\" has no value"]));
+    };
+    if let Some(extra) = tokens.next().filter(|t| !t.starts_with('#')) {
+        let msg = [
+            "unexpected \"",
+            extra,
+            "\" after the value of \"",
+            name,
+            "\"",
+        ];
+        return Err(cli::usage(&msg));
+    }
+    // Names are case-insensitive, as Miredo's.
+    match SETTINGS
+        .iter()
+        .find(|s| s.directive.eq_ignore_ascii_case(name))
+    {
+        Some(setting) => settings.set(setting, name, value, Source::File(n)),
+        None => Err(cli::usage(&["unknown directive \"", name, "\""])),
     }
 }
 
 impl File {
-    fn set(&mut self, name: &str, v: &str, n: usize) -> Result<(), String> {
-        let u = UsageError::into_message;
-        match name.to_ascii_lowercase().as_str() {
-            "relaytype" => {
-                let t = match v.to_ascii_lowercase().as_str() {
-                    "client" | "autoclient" => RelayType::Client,
-                    "relay" | "cone" => RelayType::Relay(RelayKind::Cone),
-                    "restricted" => RelayType::Relay(RelayKind::Restricted),
-                    _ => {
-                        let msg = "\" for \"RelayType\" is not one of client, autoclient, \
-                                   relay, cone, restricted";
-                        return Err(["\"", v, msg].concat());
-                    }
-                };
-                put(&mut self.relay_type, t, n, name)
-            }
-            "serveraddress" => put(
-                &mut self.server_address,
-                cli::host(name, v).map_err(u)?,
-                n,
-                name,
-            ),
-            "serveraddress2" => put(
-                &mut self.server_address2,
-                cli::ipv4(name, v).map_err(u)?,
-                n,
-                name,
-            ),
-            "fallbackserver" => put(
-                &mut self.fallback_server,
-                cli::host(name, v).map_err(u)?,
-                n,
-                name,
-            ),
-            "prefix" => put(
-                &mut self.prefix,
-                cli::teredo_prefix(name, v).map_err(u)?,
-                n,
-                name,
-            ),
-            "interfacemtu" => {
-                let mtu = number(name, v, 1280..=65535)?;
-                put(&mut self.interface_mtu, mtu as u16, n, name)
-            }
-            "interfacename" => put(
-                &mut self.interface_name,
-                cli::interface_name(v).map_err(u)?,
-                n,
-                name,
-            ),
-            "bindaddress" => put(
-                &mut self.bind_address,
-                cli::ipv4(name, v).map_err(u)?,
-                n,
-                name,
-            ),
-            "bindport" => {
-                let port = number(name, v, 0..=65535)?;
-                put(&mut self.bind_port, port as u16, n, name)
-            }
-            "syslogfacility" => {
-                let f = cli::facility(v).map_err(u)?;
-                put(&mut self.syslog_facility, f, n, name)
-            }
-            "serverbindaddress" => put(
-                &mut self.server_bind_address,
-                cli::ipv4(name, v).map_err(u)?,
-                n,
-                name,
-            ),
-            "serverbindaddress2" => put(
-                &mut self.server_bind_address2,
-                cli::ipv4(name, v).map_err(u)?,
-                n,
-                name,
-            ),
-            "maxforwardpayload" => {
-                let p = number(name, v, 0..=65535)?;
-                put(&mut self.max_forward_payload, p as u16, n, name)
-            }
-            "hook" => put(&mut self.hook, path(name, v)?, n, name),
-            "loglevel" => put(&mut self.log_level, cli::level(v).map_err(u)?, n, name),
-            "refreshinterval" => {
-                let s = number(name, v, REFRESH_RANGE)?;
-                put(&mut self.refresh_interval, Duration::from_secs(s), n, name)
-            }
-            "pidfile" => put(&mut self.pid_file, path(name, v)?, n, name),
-            "user" => {
-                let ok = v
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-                if !ok {
-                    return Err(["\"", v, "\" for \"User\" is not a user name"].concat());
-                }
-                put(&mut self.user, v.to_owned(), n, name)
-            }
-            "chroot" => put(&mut self.chroot, path(name, v)?, n, name),
-            "statussocket" => put(&mut self.status_socket, path(name, v)?, n, name),
-            "relayicmpsource" => put(
-                &mut self.relay_icmp_source,
-                cli::unicast6(name, v).map_err(u)?,
-                n,
-                name,
-            ),
-            _ => Err(format!("unknown directive \"{name}\"")),
-        }
-    }
-
     /// The role the file asks for when the command line names none: the
     /// server's if it has `ServerBindAddress`, otherwise `RelayType`'s
     /// (client by default, as Miredo).
     pub fn role(&self) -> Role {
-        if self.server_bind_address.is_some() {
+        if self.settings.get(Key::ServerBindAddress).is_some() {
             return Role::Server;
         }
-        match self.relay_type.as_ref().map(|t| t.value) {
-            Some(RelayType::Relay(_)) => Role::Relay,
-            Some(RelayType::Client) | None => Role::Client,
+        match self.settings.value(Key::RelayType) {
+            Some(Value::Type(RelayType::Relay(_))) => Role::Relay,
+            _ => Role::Client,
         }
     }
 
     /// Refuse directives that `role` would ignore (Miredo's "superfluous
-    /// directive", which its checker also treats as fatal), and a
-    /// `RelayType` that contradicts the role.
+    /// directive", which its checker also treats as fatal), a `RelayType`
+    /// that contradicts the role, and a relay's random port.
     pub fn check_role(&self, role: Role) -> Result<(), Error> {
-        use Role::*;
-        if let Some(At { value, line }) = &self.relay_type {
-            let want = match value {
-                RelayType::Client => Client,
-                RelayType::Relay(_) => Relay,
+        if let Some(At {
+            value: Value::Type(t),
+            line,
+        }) = self.settings.get(Key::RelayType)
+        {
+            let want = match t {
+                RelayType::Client => Role::Client,
+                RelayType::Relay(_) => Role::Relay,
             };
             if want != role {
                 let msg = [
@@ -390,66 +562,36 @@ impl File {
                 return Err(at(&self.path, *line, &msg.concat()));
             }
         }
-        // The directives of one or two roles; the others (logging and
-        // process settings) apply to every role.
-        let lines: [(&str, Option<usize>, &[Role]); 15] = [
-            ("RelayType", line(&self.relay_type), &[Client, Relay]),
-            ("ServerAddress", line(&self.server_address), &[Client]),
-            ("ServerAddress2", line(&self.server_address2), &[Client]),
-            ("FallbackServer", line(&self.fallback_server), &[Client]),
-            ("Hook", line(&self.hook), &[Client]),
-            ("RefreshInterval", line(&self.refresh_interval), &[Client]),
-            ("Prefix", line(&self.prefix), &[Server, Relay]),
-            ("InterfaceMTU", line(&self.interface_mtu), &[Server, Relay]),
-            (
-                "InterfaceName",
-                line(&self.interface_name),
-                &[Client, Relay],
-            ),
-            ("BindAddress", line(&self.bind_address), &[Client, Relay]),
-            ("BindPort", line(&self.bind_port), &[Client, Relay]),
-            (
-                "ServerBindAddress",
-                line(&self.server_bind_address),
-                &[Server],
-            ),
-            (
-                "ServerBindAddress2",
-                line(&self.server_bind_address2),
-                &[Server],
-            ),
-            (
-                "MaxForwardPayload",
-                line(&self.max_forward_payload),
-                &[Server],
-            ),
-            ("RelayIcmpSource", line(&self.relay_icmp_source), &[Relay]),
-        ];
-        for (name, line, roles) in lines {
-            if let Some(line) = line {
-                if !roles.contains(&role) {
-                    let msg = [
-                        "\"",
-                        name,
-                        "\" does not apply to the ",
-                        role.name(),
-                        " role",
-                    ];
-                    return Err(at(&self.path, line, &msg.concat()));
-                }
+        for setting in &SETTINGS {
+            // RelayType passed its own, stricter rule above.
+            if setting.key == Key::RelayType || setting.roles & role.bit() != 0 {
+                continue;
             }
+            if let Some(given) = self.settings.get(setting.key) {
+                let msg = [
+                    "\"",
+                    setting.directive,
+                    "\" does not apply to the ",
+                    role.name(),
+                    " role",
+                ];
+                return Err(at(&self.path, given.line, &msg.concat()));
+            }
+        }
+        // A relay's clients must find it again.
+        if let (
+            Role::Relay,
+            Some(At {
+                value: Value::Number(0),
+                line,
+            }),
+        ) = (role, self.settings.get(Key::BindPort))
+        {
+            let msg = "a relay needs a fixed \"BindPort\" (1 to 65535)";
+            return Err(at(&self.path, *line, msg));
         }
         Ok(())
     }
-}
-
-fn line<T>(slot: &Option<At<T>>) -> Option<usize> {
-    slot.as_ref().map(|a| a.line)
-}
-
-/// The value of an optional directive.
-pub fn value<T: Clone>(slot: &Option<At<T>>) -> Option<T> {
-    slot.as_ref().map(|a| a.value.clone())
 }
 
 #[cfg(test)]
@@ -458,6 +600,14 @@ mod test {
 
     fn ok(text: &str) -> File {
         parse(Path::new("/etc/t.conf"), text).unwrap()
+    }
+
+    fn val(f: &File, key: Key) -> Option<Value> {
+        f.settings.value(key).cloned()
+    }
+
+    fn text(s: &str) -> Option<Value> {
+        Some(Value::Text(s.to_owned()))
     }
 
     fn err(text: &str) -> String {
@@ -492,23 +642,23 @@ ServerBindAddress 192.0.2.221
         let f = ok(DEBIAN_MIREDO_CONF);
         assert_eq!(f.role(), Role::Client);
         assert_eq!(
-            f.interface_name,
-            Some(At {
-                value: "teredo".to_owned(),
+            f.settings.get(Key::InterfaceName),
+            Some(&At {
+                value: Value::Text("teredo".to_owned()),
                 line: 2
             })
         );
         assert_eq!(
-            value(&f.server_address).as_deref(),
-            Some("teredo-debian.remlab.net")
+            val(&f, Key::ServerAddress),
+            text("teredo-debian.remlab.net")
         );
-        assert_eq!(f.bind_port, None);
+        assert_eq!(val(&f, Key::BindPort), None);
         assert!(f.check_role(Role::Client).is_ok());
         let f = ok(DEBIAN_SERVER_CONF);
         assert_eq!(f.role(), Role::Server);
         assert_eq!(
-            value(&f.server_bind_address),
-            Some(Ipv4Addr::new(192, 0, 2, 221))
+            val(&f, Key::ServerBindAddress),
+            Some(Value::V4(Ipv4Addr::new(192, 0, 2, 221)))
         );
         assert!(f.check_role(Role::Server).is_ok());
         assert!(f.check_role(Role::Client).is_err());
@@ -536,48 +686,47 @@ PidFile /run/sw.pid
 User shipworm
 Chroot /var/empty
 StatusSocket /run/shipworm.sock   # trailing comment
+RelayIcmpSource 2001:db8::5
 ");
         assert_eq!(
-            f.relay_type,
-            Some(At {
-                value: RelayType::Relay(RelayKind::Restricted),
+            f.settings.get(Key::RelayType),
+            Some(&At {
+                value: Value::Type(RelayType::Relay(RelayKind::Restricted)),
                 line: 1
             })
         );
-        assert_eq!(
-            value(&f.server_address).as_deref(),
-            Some("teredo.example.net")
-        );
-        assert_eq!(
-            value(&f.server_address2),
-            Some(Ipv4Addr::new(198, 51, 100, 2))
-        );
-        assert_eq!(value(&f.fallback_server).as_deref(), Some("203.0.113.1"));
-        assert_eq!(value(&f.prefix), Some([0x3f, 0xfe, 0x83, 0x1f]));
-        assert_eq!(value(&f.interface_mtu), Some(1400));
-        assert_eq!(value(&f.interface_name).as_deref(), Some("tun-teredo"));
-        assert_eq!(value(&f.bind_address), Some(Ipv4Addr::new(192, 0, 2, 2)));
-        assert_eq!(value(&f.bind_port), Some(0o3545));
-        assert_eq!(value(&f.syslog_facility), Facility::from_name("local3"));
-        assert_eq!(
-            value(&f.server_bind_address),
-            Some(Ipv4Addr::new(198, 51, 100, 1))
-        );
-        assert_eq!(
-            value(&f.server_bind_address2),
-            Some(Ipv4Addr::new(198, 51, 100, 9))
-        );
-        assert_eq!(value(&f.max_forward_payload), Some(1200));
-        assert_eq!(value(&f.hook), Some(PathBuf::from("/etc/shipworm/hook")));
-        assert_eq!(value(&f.log_level), Some(LevelFilter::Debug));
-        assert_eq!(value(&f.refresh_interval), Some(Duration::from_secs(20)));
-        assert_eq!(value(&f.pid_file), Some(PathBuf::from("/run/sw.pid")));
-        assert_eq!(value(&f.user).as_deref(), Some("shipworm"));
-        assert_eq!(value(&f.chroot), Some(PathBuf::from("/var/empty")));
-        assert_eq!(
-            value(&f.status_socket),
-            Some(PathBuf::from("/run/shipworm.sock"))
-        );
+        let v4 = |a, b, c, d| Some(Value::V4(Ipv4Addr::new(a, b, c, d)));
+        let want = [
+            (Key::ServerAddress, text("teredo.example.net")),
+            (Key::ServerAddress2, v4(198, 51, 100, 2)),
+            (Key::FallbackServer, text("203.0.113.1")),
+            (Key::Prefix, Some(Value::Prefix([0x3f, 0xfe, 0x83, 0x1f]))),
+            (Key::InterfaceMTU, Some(Value::Number(1400))),
+            (Key::InterfaceName, text("tun-teredo")),
+            (Key::BindAddress, v4(192, 0, 2, 2)),
+            (Key::BindPort, Some(Value::Number(0o3545))),
+            (
+                Key::SyslogFacility,
+                Some(Value::Facility(Facility::from_name("local3"))),
+            ),
+            (Key::ServerBindAddress, v4(198, 51, 100, 1)),
+            (Key::ServerBindAddress2, v4(198, 51, 100, 9)),
+            (Key::MaxForwardPayload, Some(Value::Number(1200))),
+            (Key::Hook, text("/etc/shipworm/hook")),
+            (Key::LogLevel, Some(Value::Level(LevelFilter::Debug))),
+            (Key::RefreshInterval, Some(Value::Number(20))),
+            (Key::PidFile, text("/run/sw.pid")),
+            (Key::User, text("shipworm")),
+            (Key::Chroot, text("/var/empty")),
+            (Key::StatusSocket, text("/run/shipworm.sock")),
+            (
+                Key::RelayIcmpSource,
+                Some(Value::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 5))),
+            ),
+        ];
+        for (key, want) in want {
+            assert_eq!(val(&f, key), want, "{key:?}");
+        }
         // Server addresses decide the role over RelayType.
         assert_eq!(f.role(), Role::Server);
         for (t, kind) in [
@@ -589,7 +738,7 @@ StatusSocket /run/shipworm.sock   # trailing comment
         ] {
             let f = ok(&format!("RelayType {t}"));
             let want = kind.map_or(RelayType::Client, RelayType::Relay);
-            assert_eq!(value(&f.relay_type), Some(want));
+            assert_eq!(val(&f, Key::RelayType), Some(Value::Type(want)));
             assert_eq!(
                 f.role(),
                 if kind.is_some() {
@@ -673,6 +822,22 @@ StatusSocket /run/shipworm.sock   # trailing comment
         for role in [Role::Server, Role::Client, Role::Relay] {
             assert!(f.check_role(role).is_ok());
         }
+    }
+
+    #[test]
+    fn table_is_complete() {
+        // One entry per key, each named in the file as the key is in Rust.
+        for (i, setting) in SETTINGS.iter().enumerate() {
+            assert_eq!(format!("{:?}", setting.key), setting.directive);
+            assert!(SETTINGS[..i].iter().all(|s| s.key != setting.key));
+            assert!(setting.option.is_empty() || setting.option.starts_with("--"));
+        }
+        assert_eq!(
+            option("--port", Role::Relay).map(|s| s.key),
+            Some(Key::BindPort)
+        );
+        assert!(option("--port", Role::Server).is_none());
+        assert!(option("", Role::Server).is_none());
     }
 
     #[test]
