@@ -37,7 +37,10 @@
 //! such as the core's transmit path, into several of them: measured 5 to
 //! 10 KB more on mipsel. Both inputs go through one [`EventLoop::input`]
 //! for the same reason, and log lines format in place ([`Secs`], [`Nat`],
-//! [`Maybe`]) instead of building a `String` per value.
+//! [`Maybe`]) instead of building a `String` per value. The core client is
+//! built in [`new_client`] alone, so no other frame holds its 100 KiB
+//! (see there), and [`run`] stays out of `main`. Start-up, signals, binding
+//! and polling go through the helpers all roles share ([`crate::role`]).
 
 use core::fmt::{self, Display, Write as _};
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -60,8 +63,8 @@ use crate::privileges::{Keep, Target};
 use crate::role::{self, Error, SignalHandler};
 use crate::status::{self, ClientView, StatusSocket};
 use crate::sys::clock;
-use crate::sys::netlink::{self, Monitor, Netlink, Op};
-use crate::sys::poll::{poll, PollFd};
+use crate::sys::netlink::{self, Ipv4Change, Monitor, Netlink, Op};
+use crate::sys::poll::PollFd;
 use crate::sys::random::OsRng;
 use crate::sys::signal::Signals;
 use crate::sys::tun::Tun;
@@ -109,12 +112,13 @@ struct Servers {
 /// An IPv4 address literal, or the first IPv4 address `host` resolves to.
 fn resolve(host: &str) -> io::Result<Ipv4Addr> {
     // The first address, as getaddrinfo's first result was: the resolver
-    // keeps the order the hosts file or the DNS answer gave.
+    // keeps the order the hosts file or the DNS answer gave, and never
+    // answers with an empty list (the error here is only a guard).
     let addrs = dns::lookup_ipv4(host)?;
     addrs
         .first()
         .copied()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no IPv4 address"))
+        .ok_or_else(|| io::ErrorKind::NotFound.into())
 }
 
 fn resolve_servers(args: &ClientArgs) -> Result<Servers, String> {
@@ -153,6 +157,18 @@ fn config(args: &ClientArgs, servers: Servers, local_port: u16) -> Config {
         config.refresh_interval = interval;
     }
     config
+}
+
+/// A new core client, on the heap.
+///
+/// The value (about 100 KiB, its peer table) is built on the stack and
+/// then moved: in a function of its own, so that its callers' frames stay
+/// small. On MIPS every access to a stack frame over 32 KiB needs three
+/// instructions instead of one, which cost 13 KB when this was built
+/// inside `run` and LTO inlined that into `main`.
+#[inline(never)]
+fn new_client(config: Config, rng: OsRng, now: Instant) -> Box<Client<OsRng>> {
+    Box::new(Client::new(config, rng, now))
 }
 
 /// A duration as `1.234` (seconds), written straight into the log line:
@@ -219,14 +235,18 @@ fn push_drops(list: &mut String, name: &str, n: u64) {
     }
 }
 
-/// A start-up step failed: `what`, and why.
-fn startup(what: &str, e: io::Error) -> Error {
-    Error::Startup(format!("{what}: {e}"))
-}
-
-/// The loop cannot go on: `what` failed, and why.
-fn runtime(what: &str, e: io::Error) -> Error {
-    Error::Runtime(format!("{what}: {e}"))
+/// An IPv4 change at debug level, in words rather than through `Debug`
+/// (which the release build would otherwise have to carry).
+fn log_ipv4_change(change: Ipv4Change) {
+    let (what, addr, added, index) = match change {
+        Ipv4Change::Address { added, index, addr } => ("address", addr, added, index),
+        Ipv4Change::DefaultRoute { added, index } => ("default route", None, added, index),
+    };
+    debug!(
+        "IPv4 change: {what}{} {} on interface {index}",
+        Maybe(" ", addr.as_ref().map(|a| a as &dyn Display), ""),
+        if added { "added" } else { "removed" }
+    );
 }
 
 /// Settings applied to the tunnel directly, through netlink.
@@ -237,86 +257,150 @@ struct Direct {
     current: Snapshot,
 }
 
+/// One netlink change to the tunnel, in the step tables of
+/// [`Direct::apply`].
+#[derive(Clone, Copy)]
+enum Change {
+    /// Bring the link up with the new MTU (also sets a changed MTU).
+    LinkUp,
+    /// Bring the link down.
+    LinkDown,
+    /// Add or remove one of the addresses.
+    Address(Op, Which),
+    /// Add or remove the default route ([`ROUTE_METRIC`]).
+    DefaultRoute(Op),
+}
+
+/// An address of the old or the new state.
+#[derive(Clone, Copy)]
+enum Which {
+    NewLinkLocal,
+    OldLinkLocal,
+    NewTeredo,
+    OldTeredo,
+}
+
+/// A change and what to log if it fails.
+type Step = (Change, &'static str);
+
+/// Qualified: the link, its addresses and the default route.
+const BRING_UP: &[Step] = &[
+    (Change::LinkUp, "cannot bring the link up"),
+    (
+        Change::Address(Op::Add, Which::NewLinkLocal),
+        "cannot add the link-local address",
+    ),
+    (
+        Change::Address(Op::Add, Which::NewTeredo),
+        "cannot add the Teredo address",
+    ),
+    (
+        Change::DefaultRoute(Op::Add),
+        "cannot add the default route",
+    ),
+];
+
+/// Still up, with a new MTU.
+const NEW_MTU: &[Step] = &[(Change::LinkUp, "cannot set the MTU")];
+
+/// Still up, with the other link-local address (the cone flag changed).
+const NEW_LINK_LOCAL: &[Step] = &[
+    (
+        Change::Address(Op::Delete, Which::OldLinkLocal),
+        "cannot remove the old link-local address",
+    ),
+    (
+        Change::Address(Op::Add, Which::NewLinkLocal),
+        "cannot add the link-local address",
+    ),
+];
+
+/// Still up, with a new Teredo address. Added first, so that the on-link
+/// 2001::/32 route never disappears.
+const NEW_ADDRESS: &[Step] = &[
+    (
+        Change::Address(Op::Add, Which::NewTeredo),
+        "cannot add the new Teredo address",
+    ),
+    (
+        Change::Address(Op::Delete, Which::OldTeredo),
+        "cannot remove the old Teredo address",
+    ),
+];
+
+/// The address is lost: everything [`BRING_UP`] did, undone.
+const TAKE_DOWN: &[Step] = &[
+    (
+        Change::DefaultRoute(Op::Delete),
+        "cannot remove the default route",
+    ),
+    (
+        Change::Address(Op::Delete, Which::OldTeredo),
+        "cannot remove the Teredo address",
+    ),
+    (
+        Change::Address(Op::Delete, Which::OldLinkLocal),
+        "cannot remove the link-local address",
+    ),
+    (Change::LinkDown, "cannot bring the link down"),
+];
+
+/// The step tables that take the tunnel from `old` to `new`, in order.
+/// Tables rather than a call per step: one call site per netlink request.
+fn steps(old: &Snapshot, new: &Snapshot) -> [&'static [Step]; 3] {
+    let changed = |differs: bool, steps| if differs { steps } else { &[][..] };
+    match (old.state == HookState::Up, new.state == HookState::Up) {
+        (false, true) => [BRING_UP, &[], &[]],
+        (true, true) => [
+            changed(new.mtu != old.mtu, NEW_MTU),
+            changed(new.lladdress() != old.lladdress(), NEW_LINK_LOCAL),
+            changed(new.address != old.address, NEW_ADDRESS),
+        ],
+        (true, false) => [TAKE_DOWN, &[], &[]],
+        (false, false) => [&[]; 3],
+    }
+}
+
 impl Direct {
-    /// Log a failed step with what it was; configuration goes on with the
-    /// next one (a half-configured tunnel is still better than none).
-    fn step(&mut self, what: &str, result: io::Result<()>) {
-        if let Err(e) = result {
-            error!("{} on {}: {e}", what, self.name);
-        }
-    }
-
-    /// Like [`Direct::step`] for removals, where "already gone" is success
-    /// (the kernel drops routes of a vanished address itself).
-    fn remove(&mut self, what: &str, result: io::Result<()>) {
-        match result {
-            Err(e) if netlink::is_already_gone(&e) => {}
-            other => self.step(what, other),
-        }
-    }
-
+    /// Configure the tunnel for `new` (see [`steps`]).
     fn apply(&mut self, new: Snapshot) {
         let old = self.current;
-        if new == old {
-            return;
-        }
-        let index = self.index;
-        let up = new.state == HookState::Up;
-        let was_up = old.state == HookState::Up;
-        if up && !was_up {
-            let r = self.nl.set_link(index, true, Some(new.mtu.into()));
-            self.step("cannot bring the link up", r);
-            let r = self
-                .nl
-                .address(Op::Add, index, new.lladdress(), LINK_LOCAL_PREFIX_LEN);
-            self.step("cannot add the link-local address", r);
-            let r = self
-                .nl
-                .address(Op::Add, index, new.address, ADDRESS_PREFIX_LEN);
-            self.step("cannot add the Teredo address", r);
-            let r = self.nl.default_route(Op::Add, index, ROUTE_METRIC);
-            self.step("cannot add the default route", r);
-        } else if up {
-            if new.mtu != old.mtu {
-                let r = self.nl.set_link(index, true, Some(new.mtu.into()));
-                self.step("cannot set the MTU", r);
-            }
-            if new.lladdress() != old.lladdress() {
-                let r = self
-                    .nl
-                    .address(Op::Delete, index, old.lladdress(), LINK_LOCAL_PREFIX_LEN);
-                self.remove("cannot remove the old link-local address", r);
-                let r = self
-                    .nl
-                    .address(Op::Add, index, new.lladdress(), LINK_LOCAL_PREFIX_LEN);
-                self.step("cannot add the link-local address", r);
-            }
-            if new.address != old.address {
-                // Add first: the on-link 2001::/32 route never disappears.
-                let r = self
-                    .nl
-                    .address(Op::Add, index, new.address, ADDRESS_PREFIX_LEN);
-                self.step("cannot add the new Teredo address", r);
-                let r = self
-                    .nl
-                    .address(Op::Delete, index, old.address, ADDRESS_PREFIX_LEN);
-                self.remove("cannot remove the old Teredo address", r);
-            }
-        } else if was_up {
-            let r = self.nl.default_route(Op::Delete, index, ROUTE_METRIC);
-            self.remove("cannot remove the default route", r);
-            let r = self
-                .nl
-                .address(Op::Delete, index, old.address, ADDRESS_PREFIX_LEN);
-            self.remove("cannot remove the Teredo address", r);
-            let r = self
-                .nl
-                .address(Op::Delete, index, old.lladdress(), LINK_LOCAL_PREFIX_LEN);
-            self.remove("cannot remove the link-local address", r);
-            let r = self.nl.set_link(index, false, None);
-            self.step("cannot bring the link down", r);
+        for &(change, what) in steps(&old, &new).into_iter().flatten() {
+            self.change(change, &old, &new, what);
         }
         self.current = new;
+    }
+
+    /// Make one change on the way from `old` to `new`; a failure is logged
+    /// with `what` failed, and configuration goes on with the next change
+    /// (a half-configured tunnel is still better than none). For a removal
+    /// "already gone" is success: the kernel drops the routes of a
+    /// vanished address itself.
+    fn change(&mut self, change: Change, old: &Snapshot, new: &Snapshot, what: &str) {
+        let index = self.index;
+        let result = match change {
+            Change::LinkUp => self.nl.set_link(index, true, Some(new.mtu.into())),
+            Change::LinkDown => self.nl.set_link(index, false, None),
+            Change::Address(op, which) => {
+                let (addr, len) = match which {
+                    Which::NewLinkLocal => (new.lladdress(), LINK_LOCAL_PREFIX_LEN),
+                    Which::OldLinkLocal => (old.lladdress(), LINK_LOCAL_PREFIX_LEN),
+                    Which::NewTeredo => (new.address, ADDRESS_PREFIX_LEN),
+                    Which::OldTeredo => (old.address, ADDRESS_PREFIX_LEN),
+                };
+                self.nl.address(op, index, addr, len)
+            }
+            Change::DefaultRoute(op) => self.nl.default_route(op, index, ROUTE_METRIC),
+        };
+        let removal = matches!(
+            change,
+            Change::Address(Op::Delete, _) | Change::DefaultRoute(Op::Delete)
+        );
+        match result {
+            Err(e) if removal && netlink::is_already_gone(&e) => {}
+            Err(e) => error!("{what} on {}: {e}", self.name),
+            Ok(()) => {}
+        }
     }
 }
 
@@ -416,45 +500,20 @@ fn write_tunnel(tun: &Tun, counters: &mut Counters, packet: &[u8]) {
 /// Create the tunnel, open the sockets, resolve the servers and run the
 /// client until SIGINT or SIGTERM. SIGHUP reads the configuration again
 /// through `reload` (see [`EventLoop::on_reload`]).
+#[inline(never)] // see "Code size" in the module documentation
 pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Result<(), Error> {
-    let signals = Signals::install().map_err(|e| startup("cannot set up signal handling", e))?;
-    let rng = OsRng::new().map_err(|e| startup("getrandom(2) failed", e))?;
+    let signals = role::install_signals()?;
+    let rng = OsRng::new().map_err(|e| Error::startup("getrandom(2) failed", &e))?;
     let target = Target::for_role(
         process.user.as_deref(),
         process.chroot.as_deref(),
         args.hook.is_some(),
     )?;
-    let tun = Tun::open(&args.interface).map_err(|e| {
-        Error::Startup(match e.kind() {
-            io::ErrorKind::PermissionDenied => {
-                "creating the tunnel interface needs root or CAP_NET_ADMIN".to_owned()
-            }
-            _ => format!("cannot create tunnel interface {}: {e}", args.interface),
-        })
-    })?;
-    let mut nl = Netlink::open().map_err(|e| startup("cannot open a netlink socket", e))?;
-    // Part of creating the tunnel, so also done when a hook configures it.
-    // Not fatal: the tunnel works with the defaults.
-    if let Err(e) = nl.setup_link(tun.index(), TXQUEUELEN) {
-        warn!(
-            "cannot set the queue length and address generation of {}: {e}",
-            tun.name()
-        );
-    }
-    let monitor = Monitor::open().map_err(|e| startup("cannot watch IPv4 changes", e))?;
-    let local = SocketAddrV4::new(args.bind, args.port);
-    let mut udp = UdpSocket::bind(local, SOCKET_BUFFER).map_err(|e| {
-        Error::Startup(match e.kind() {
-            io::ErrorKind::AddrInUse => format!("address {local} is in use"),
-            io::ErrorKind::AddrNotAvailable => {
-                format!("address {} is not assigned to this host", local.ip())
-            }
-            _ => format!("cannot bind {local}: {e}"),
-        })
-    })?;
-    let local = udp
-        .local_addr()
-        .map_err(|e| startup("cannot read the bound address", e))?;
+    // Setting the queue length is part of creating the tunnel, so also done
+    // when a hook configures it.
+    let (tun, nl) = role::open_tunnel(&args.interface, TXQUEUELEN)?;
+    let monitor = Monitor::open().map_err(|e| Error::startup("cannot watch IPv4 changes", &e))?;
+    let mut udp = role::bind(SocketAddrV4::new(args.bind, args.port), SOCKET_BUFFER)?;
     let mut iface = match &args.hook {
         Some(path) => {
             info!("hook {} configures {}", path.display(), tun.name());
@@ -500,7 +559,11 @@ pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Resul
             }
         }
     };
-    let local = udp.local_addr().unwrap_or(local);
+    // The port the kernel chose for `--port 0`, after any rebinding by a
+    // reload while waiting.
+    let local = udp
+        .local_addr()
+        .map_err(|e| Error::runtime("cannot read the bound address", &e))?;
     let now = clock::now();
     info!(
         "Teredo client on {} from UDP {local}, server {}{}",
@@ -509,7 +572,7 @@ pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Resul
         and_fallback(&servers.fallback)
     );
     EventLoop {
-        client: Box::new(Client::new(config(&args, servers, local.port()), rng, now)),
+        client: new_client(config(&args, servers, local.port()), rng, now),
         args,
         servers,
         udp,
@@ -543,46 +606,75 @@ enum Waited {
     Elapsed,
 }
 
-/// The signal handler while the server names do not resolve yet: there is
-/// no loop to report on or to reload into.
-struct Waiting<'a> {
-    signals: &'a Signals,
+/// What the signals read by [`pending_signals`] ask for.
+#[derive(Default)]
+struct Pending {
+    /// SIGINT or SIGTERM: stop (what arrived before it is in the rest).
+    stop: bool,
+    /// SIGUSR1: report the state.
+    status: bool,
+    /// SIGHUP: read the configuration again.
     reload: bool,
 }
 
-impl SignalHandler for Waiting<'_> {
+/// The client's [`SignalHandler`]: it only notes what arrived, and the
+/// caller acts on it. The wait for DNS and the loop act differently but
+/// share this one handler, so the shared dispatch is compiled once here.
+struct Collect<'a> {
+    signals: &'a Signals,
+    pending: Pending,
+}
+
+impl SignalHandler for Collect<'_> {
     fn signals(&self) -> &Signals {
         self.signals
     }
 
     fn on_status(&mut self) {
-        info!("status: waiting for the server name to resolve");
+        self.pending.status = true;
     }
 
     fn on_reload(&mut self) {
-        self.reload = true;
+        self.pending.reload = true;
     }
 }
 
-/// Wait up to `limit` for a signal that stops or reloads (SIGUSR1 has
-/// nothing to report before the loop runs).
+/// Read every pending signal. The signal descriptor hands out SIGHUP
+/// before SIGUSR1, so callers reload before they report, as the signals
+/// would be handled one by one.
+fn pending_signals(signals: &Signals) -> Result<Pending, Error> {
+    let mut collect = Collect {
+        signals,
+        pending: Pending::default(),
+    };
+    let stop = role::handle_signals(&mut collect)?;
+    Ok(Pending {
+        stop,
+        ..collect.pending
+    })
+}
+
+/// Wait up to `limit` for a signal that stops or reloads; SIGUSR1 can
+/// only report the wait (there is no loop yet).
 fn wait_for_signal(signals: &Signals, limit: Duration) -> Result<Waited, Error> {
     let deadline = clock::now() + limit;
-    let mut waiting = Waiting {
-        signals,
-        reload: false,
-    };
     loop {
         let now = clock::now();
         if now >= deadline {
             return Ok(Waited::Elapsed);
         }
-        let mut fds = [PollFd::readable(signals.as_fd())];
-        poll(&mut fds, Some(deadline - now)).map_err(|e| runtime("poll failed", e))?;
-        if role::handle_signals(&mut waiting)? {
+        role::poll(
+            &mut [PollFd::readable(signals.as_fd())],
+            Some(deadline - now),
+        )?;
+        let pending = pending_signals(signals)?;
+        if pending.stop {
             return Ok(Waited::Stop);
         }
-        if waiting.reload {
+        if pending.status {
+            info!("status: waiting for the server name to resolve");
+        }
+        if pending.reload {
             return Ok(Waited::Reload);
         }
     }
@@ -630,14 +722,14 @@ fn rebind(old: &ClientArgs, args: &mut ClientArgs, udp: &mut UdpSocket) -> bool 
         return false;
     }
     let local = SocketAddrV4::new(args.bind, args.port);
-    match UdpSocket::bind(local, SOCKET_BUFFER) {
+    match role::bind(local, SOCKET_BUFFER) {
         Ok(new) => {
             *udp = new;
             info!("reload: now on UDP {local}");
             true
         }
         Err(e) => {
-            error!("reload: cannot bind {local}: {e}; keeping the old service port");
+            error!("reload: {e}; keeping the old service port");
             (args.bind, args.port) = (old.bind, old.port);
             false
         }
@@ -692,7 +784,7 @@ impl EventLoop {
                     PollFd::readable(self.monitor.as_fd()),
                     self.status.poll_fd(),
                 ];
-                poll(&mut fds, timeout).map_err(|e| runtime("poll failed", e))?;
+                role::poll(&mut fds, timeout)?;
                 let [s, u, t, m, st] = &fds;
                 let ready = |f: &PollFd<'_>| f.is_ready();
                 (ready(s), ready(u), ready(t), ready(m), ready(st))
@@ -700,11 +792,20 @@ impl EventLoop {
             if status {
                 self.serve_status();
             }
-            let now = clock::now();
-            if signalled && role::handle_signals(&mut self)? {
-                self.iface.shutdown(self.state);
-                return Ok(());
+            if signalled {
+                let pending = pending_signals(&self.signals)?;
+                if pending.stop {
+                    self.iface.shutdown(self.state);
+                    return Ok(());
+                }
+                if pending.reload {
+                    self.on_reload();
+                }
+                if pending.status {
+                    self.log_status();
+                }
             }
+            let now = clock::now();
             if udp {
                 self.on_udp(now);
             }
@@ -734,14 +835,18 @@ impl EventLoop {
             .min()
     }
 
-    /// Apply reloaded settings, disturbing no more than they require: a
-    /// new service address or port is bound (the old socket is kept if that
-    /// fails), and only a new server, port or refresh interval starts a new
-    /// qualification (the core fixes these at creation, so its peer table
-    /// starts over then). Anything else keeps the address and the peers.
+    /// SIGHUP: read the configuration again and apply the new settings,
+    /// disturbing no more than they require: a new service address or port
+    /// is bound (the old socket is kept if that fails), and only a new
+    /// server, port or refresh interval starts a new qualification (the
+    /// core fixes these at creation, so its peer table starts over then). Anything else keeps the address and the peers.
     /// The tunnel name and the hook belong to the tunnel set up at start.
     #[inline(never)] // see "Code size" in the module documentation
-    fn on_reload(&mut self, new: ClientArgs, now: Instant) {
+    fn on_reload(&mut self) {
+        let Some(Role::Client(new)) = self.reload.reload(conf::Role::Client) else {
+            return;
+        };
+        let now = clock::now();
         let old = &self.args;
         let mut args = keep_tunnel_settings(old, new);
         let rebound = rebind(old, &mut args, &mut self.udp);
@@ -786,7 +891,7 @@ impl EventLoop {
             }
         };
         self.servers = servers;
-        *self.client = Client::new(config(&self.args, servers, port), rng, now);
+        self.client = new_client(config(&self.args, servers, port), rng, now);
         self.requalifying = None;
         self.set_state(self.state.down(), now);
         self.drain(now);
@@ -813,7 +918,8 @@ impl EventLoop {
             status,
             ..
         } = self;
-        status.serve(&mut |j| {
+        // A trait object: one instance of `serve` for every role.
+        let render: &mut dyn FnMut(&mut status::Json<'_>) = &mut |j| {
             status::client(
                 j,
                 view,
@@ -831,30 +937,36 @@ impl EventLoop {
                     ("ipv4_changes", c.ipv4_changes),
                 ],
             )
-        });
+        };
+        status.serve(render);
     }
 
     /// SIGUSR1: state and counters, one log line each.
     #[inline(never)] // see "Code size" in the module documentation
     fn log_status(&self) {
-        let state = match self.client.state() {
-            State::Qualifying => "qualifying".to_owned(),
-            State::Qualified => "qualified".to_owned(),
-            State::Offline { retry_at } => format!(
-                "off-line, retrying in {} s",
-                Secs(retry_at.saturating_duration_since(clock::now()))
+        let (state, retry) = match self.client.state() {
+            State::Qualifying => ("qualifying", None),
+            State::Qualified => ("qualified", None),
+            State::Offline { retry_at } => (
+                "off-line",
+                Some(Secs(retry_at.saturating_duration_since(clock::now()))),
             ),
         };
+        let retry = Maybe(
+            ", retrying in ",
+            retry.as_ref().map(|r| r as &dyn Display),
+            " s",
+        );
         match self.client.qualification() {
             Some(q) => info!(
-                "status: {state}, address {} (mapping {}), MTU {}, server {}, NAT {}",
+                "status: {state}{retry}, address {} (mapping {}), MTU {}, server {}, NAT {}",
                 q.address.to_ipv6(),
                 q.address.mapped(),
                 q.mtu,
                 q.server,
                 Nat(q.nat)
             ),
-            None => info!("status: {state}, no address"),
+            None => info!("status: {state}{retry}, no address"),
         }
         let s = self.client.stats();
         let mut drops = String::new();
@@ -962,7 +1074,7 @@ impl EventLoop {
             match self.monitor.read(&mut self.buf) {
                 Ok(Some(n)) => {
                     for change in netlink::ipv4_changes(self.buf.get(..n).unwrap_or_default()) {
-                        debug!("IPv4 change: {change:?}");
+                        log_ipv4_change(change);
                         self.counters.ipv4_changes += 1;
                         changed = true;
                     }
@@ -1037,8 +1149,11 @@ impl EventLoop {
         self.state = new;
     }
 
+    /// Log an event of the core and bring the interface to the state it
+    /// implies.
     fn on_event(&mut self, now: Instant, event: Event) {
-        match event {
+        let down = self.state.down();
+        let new = match event {
             Event::Qualified {
                 address,
                 mtu,
@@ -1053,7 +1168,7 @@ impl EventLoop {
                     Nat(nat)
                 );
                 self.requalifying = None;
-                self.set_state(Self::up_state(address, mtu), now);
+                Self::up_state(address, mtu)
             }
             Event::MappingChanged { old, new } => {
                 let took = self.requalifying.take().map(|(t0, _)| Secs(now - t0));
@@ -1068,13 +1183,11 @@ impl EventLoop {
                         " s)"
                     )
                 );
-                let mtu = self.state.mtu;
-                self.set_state(Self::up_state(new, mtu), now);
+                Self::up_state(new, self.state.mtu)
             }
             Event::MtuChanged { mtu } => {
                 info!("server advertises MTU {mtu}");
-                let new = Snapshot { mtu, ..self.state };
-                self.set_state(new, now);
+                Snapshot { mtu, ..self.state }
             }
             Event::Lost { address } => {
                 warn!(
@@ -1083,19 +1196,20 @@ impl EventLoop {
                 );
                 self.requalifying = None;
                 self.qualifying_since = now;
-                self.set_state(self.state.down(), now);
                 self.resolve_again = true;
+                down
             }
             Event::ServerSwitch { from, to } => {
                 warn!("server {from} does not answer; trying {to}");
+                return;
             }
             Event::Offline { server, retry_at } => {
                 warn!(
                     "no answer from server {server}: off-line, trying again in {} s",
                     Secs(retry_at.saturating_duration_since(now))
                 );
-                self.set_state(self.state.down(), now);
                 self.resolve_again = true;
+                down
             }
             Event::SymmetricNat {
                 server,
@@ -1109,9 +1223,10 @@ impl EventLoop {
                      work behind a symmetric NAT yet; testing again in {} s",
                     Secs(retry_at.saturating_duration_since(now))
                 );
-                self.set_state(self.state.down(), now);
+                down
             }
-        }
+        };
+        self.set_state(new, now);
     }
 
     /// Server names may point elsewhere now; a changed result restarts the
@@ -1134,22 +1249,6 @@ impl EventLoop {
             }
             Ok(_) => {}
             Err(e) => warn!("{e}; keeping {}", self.servers.primary),
-        }
-    }
-}
-
-impl SignalHandler for EventLoop {
-    fn signals(&self) -> &Signals {
-        &self.signals
-    }
-
-    fn on_status(&mut self) {
-        self.log_status();
-    }
-
-    fn on_reload(&mut self) {
-        if let Some(Role::Client(new)) = self.reload.reload(conf::Role::Client) {
-            self.on_reload(new, clock::now());
         }
     }
 }
@@ -1248,6 +1347,47 @@ mod test {
         push_drops(&mut drops, "b", 2);
         push_drops(&mut drops, "c", 1);
         assert_eq!(drops, ": b=2 c=1");
+    }
+
+    #[test]
+    fn interface_steps() {
+        let messages = |old: &Snapshot, new: &Snapshot| -> Vec<&str> {
+            steps(old, new)
+                .into_iter()
+                .flatten()
+                .map(|&(_, what)| what)
+                .collect()
+        };
+        let up = Snapshot {
+            state: HookState::Up,
+            address: "2001:0:c633:6401:8000:6804:39cc:9bea".parse().unwrap(),
+            cone: true,
+            mtu: 1280,
+        };
+        let init = Snapshot::INITIAL;
+        assert_eq!(messages(&init, &up).len(), 4);
+        assert_eq!(messages(&init, &up)[0], "cannot bring the link up");
+        assert!(messages(&up, &up).is_empty());
+        assert!(messages(&init, &init.down()).is_empty());
+        assert_eq!(messages(&up, &up.down()).len(), 4);
+        assert_eq!(
+            messages(&up, &Snapshot { mtu: 1400, ..up }),
+            ["cannot set the MTU"]
+        );
+        let moved = Snapshot {
+            address: "2001:0:c633:6401::1".parse().unwrap(),
+            cone: false,
+            ..up
+        };
+        assert_eq!(
+            messages(&up, &moved),
+            [
+                "cannot remove the old link-local address",
+                "cannot add the link-local address",
+                "cannot add the new Teredo address",
+                "cannot remove the old Teredo address"
+            ]
+        );
     }
 
     #[test]
