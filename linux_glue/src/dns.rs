@@ -21,29 +21,29 @@
 //! addresses (`fe80::1%eth0`) are skipped; hosts names match without regard
 //! to case.
 //!
-//! The sockets are std's: one connected UDP socket per server, so only that
-//! server's address and port can reach it (checked again on receipt) and its
-//! source port is a fresh random one from the kernel. Query IDs are random
+//! One connected UDP socket per server, so only that server's address and
+//! port can reach it, and its source port is a fresh random one from the
+//! kernel. Query IDs are random
 //! too (`getrandom(2)`), which with the port makes a forged answer a guess
 //! of about 32 bits.
 
 mod conf;
 mod message;
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::net::Ipv4Addr;
 use std::fs;
 use std::io;
-use std::net::UdpSocket;
 use std::os::fd::AsFd;
 use std::path::Path;
 
 use shipworm_core::time::Duration;
 
-use self::conf::{hosts_ipv4, ResolvConf};
+use self::conf::{hosts_ipv4, ResolvConf, MAX_SERVERS};
 use self::message::{parse_reply, query, Name, Reply, RCODE_SERVFAIL, UDP_MAX};
 use crate::sys::clock;
 use crate::sys::poll::{poll, PollFd};
 use crate::sys::random;
+use crate::sys::udp::ConnectedUdp;
 
 /// The hosts file (hosts(5)).
 const HOSTS: &str = "/etc/hosts";
@@ -112,12 +112,6 @@ fn non_empty(addrs: Vec<Ipv4Addr>) -> io::Result<Vec<Ipv4Addr>> {
     Ok(addrs)
 }
 
-/// One name server of a query: its socket, while it may still answer.
-struct Server {
-    addr: SocketAddr,
-    sock: Option<UdpSocket>,
-}
-
 /// Ask every server of `conf` for the A records of `name` and return the
 /// first definitive reply: addresses (maybe none) or NXDOMAIN.
 ///
@@ -129,14 +123,12 @@ fn resolve(name: &Name, conf: &ResolvConf) -> io::Result<Reply> {
     let id = u16::from_be_bytes(id);
     let msg = query(id, name);
     let mut last_error = err(io::ErrorKind::TimedOut, "no answer from DNS server");
-    let mut servers: Vec<Server> = conf
-        .servers
-        .iter()
-        .map(|&addr| Server {
-            addr,
-            sock: open(addr).map_err(|e| last_error = e).ok(),
-        })
-        .collect();
+    // One socket per server while it may still answer. resolv.conf names
+    // at most MAX_SERVERS, so the sockets and the poll set are fixed arrays.
+    let mut socks: [Option<ConnectedUdp>; MAX_SERVERS] = Default::default();
+    for (sock, &addr) in socks.iter_mut().zip(&conf.servers) {
+        *sock = ConnectedUdp::open(addr).map_err(|e| last_error = e).ok();
+    }
     let start = clock::now();
     let deadline = start + conf.timeout;
     let interval = Duration::from_millis(conf.timeout.total_millis() / conf.attempts.max(1));
@@ -148,69 +140,45 @@ fn resolve(name: &Name, conf: &ResolvConf) -> io::Result<Reply> {
             return Err(last_error);
         }
         if now >= resend {
-            for server in &mut servers {
-                if let Some(sock) = &server.sock {
-                    if let Err(e) = sock.send(&msg) {
-                        server.sock = None;
-                        last_error = e;
-                    }
+            for slot in &mut socks {
+                if let Some(Err(e)) = slot.as_ref().map(|sock| sock.send(&msg)) {
+                    *slot = None;
+                    last_error = e;
                 }
             }
             resend = now + interval;
         }
-        if servers.iter().all(|s| s.sock.is_none()) {
+        if socks.iter().all(Option::is_none) {
             return Err(last_error);
         }
-        let mut fds: Vec<PollFd<'_>> = servers
-            .iter()
-            .map(|s| PollFd::readable_opt(s.sock.as_ref().map(AsFd::as_fd)))
-            .collect();
-        let wait = resend.min(deadline) - now;
-        poll(&mut fds, Some(wait))?;
-        let ready: Vec<bool> = fds.iter().map(PollFd::is_ready).collect();
-        drop(fds);
-        for (server, _) in servers.iter_mut().zip(ready).filter(|(_, r)| *r) {
-            let Some(sock) = &server.sock else { continue };
-            match sock.recv_from(&mut buf) {
-                // The connected socket lets only the server through; a
-                // mismatch would be a kernel bug, not worth trusting.
-                Ok((len, from)) if from == server.addr => {
-                    let datagram = buf.get(..len).unwrap_or_default();
-                    match parse_reply(datagram, id, name) {
-                        // Not our answer, or broken: maybe forged, keep
-                        // waiting for the real one.
-                        Err(_) => {}
-                        Ok(Reply::Failed(rcode)) => {
-                            server.sock = None;
-                            last_error = failed(rcode);
-                        }
-                        Ok(reply) => return Ok(reply),
+        let mut fds = socks
+            .each_ref()
+            .map(|s| PollFd::readable_opt(s.as_ref().map(AsFd::as_fd)));
+        poll(&mut fds, Some(resend.min(deadline) - now))?;
+        let ready = fds.map(|fd| fd.is_ready());
+        for (slot, _) in socks.iter_mut().zip(ready).filter(|&(_, r)| r) {
+            let Some(sock) = slot else { continue };
+            // The connected socket lets only the server's datagrams through.
+            match sock.recv(&mut buf) {
+                Ok(len) => match parse_reply(buf.get(..len).unwrap_or_default(), id, name) {
+                    // Not our answer, or broken: maybe forged, keep waiting
+                    // for the real one.
+                    Err(_) => {}
+                    Ok(Reply::Failed(rcode)) => {
+                        *slot = None;
+                        last_error = failed(rcode);
                     }
-                }
-                Ok(_) => {}
+                    Ok(reply) => return Ok(reply),
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // Unreachable (ICMP) or worse: this server is out.
                 Err(e) => {
-                    server.sock = None;
+                    *slot = None;
                     last_error = e;
                 }
             }
         }
     }
-}
-
-/// A non-blocking UDP socket on a random port, connected to `server`.
-fn open(server: SocketAddr) -> io::Result<UdpSocket> {
-    let any: IpAddr = match server {
-        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let sock = UdpSocket::bind(SocketAddr::new(any, 0))?;
-    sock.connect(server)?;
-    // poll(2) may report a datagram that then fails its checksum: the read
-    // must not block then.
-    sock.set_nonblocking(true)?;
-    Ok(sock)
 }
 
 /// The error for a server that gave up with `rcode`.
@@ -230,6 +198,8 @@ fn err(kind: io::ErrorKind, msg: &'static str) -> io::Error {
 #[cfg(test)]
 mod test {
     use super::*;
+    use core::net::SocketAddr;
+    use std::net::UdpSocket;
     use std::thread;
     use std::time::Instant;
 
@@ -270,7 +240,15 @@ mod test {
         count: usize,
         answer: impl Fn(&[u8], &UdpSocket, SocketAddr) -> Vec<Vec<u8>> + Send + 'static,
     ) -> (SocketAddr, thread::JoinHandle<Vec<Vec<u8>>>) {
-        let sock = local();
+        serve_on(local(), count, answer)
+    }
+
+    /// [`serve`] on `sock`.
+    fn serve_on(
+        sock: UdpSocket,
+        count: usize,
+        answer: impl Fn(&[u8], &UdpSocket, SocketAddr) -> Vec<Vec<u8>> + Send + 'static,
+    ) -> (SocketAddr, thread::JoinHandle<Vec<Vec<u8>>>) {
         sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
         let addr = sock.local_addr().unwrap();
@@ -443,6 +421,18 @@ mod test {
         let conf = conf(&[silent.local_addr().unwrap(), closed_port(), addr]);
         let addrs = lookup_in("teredo.example", &conf).unwrap();
         assert_eq!(addrs, [Ipv4Addr::new(192, 0, 2, 3)]);
+        server.join().unwrap();
+    }
+
+    /// Skipped where the host has no IPv6 loopback.
+    #[test]
+    fn ipv6_server() {
+        let Ok(sock) = UdpSocket::bind("[::1]:0") else {
+            return;
+        };
+        let (addr, server) = serve_on(sock, 1, |q, _, _| vec![reply(q, 0, &[[192, 0, 2, 6]])]);
+        let addrs = lookup_in("teredo.example", &conf(&[addr])).unwrap();
+        assert_eq!(addrs, [Ipv4Addr::new(192, 0, 2, 6)]);
         server.join().unwrap();
     }
 

@@ -10,7 +10,7 @@ use shipworm_core::time::Duration;
 /// The DNS port (RFC 1035 §4.2).
 const DNS_PORT: u16 = 53;
 /// Name servers used at most, like musl and glibc (`MAXNS`).
-const MAX_SERVERS: usize = 3;
+pub const MAX_SERVERS: usize = 3;
 /// Search domains used at most (glibc's `MAXDNSRCH`): each costs up to a
 /// whole timeout, so a long list must not hold the caller for minutes.
 const MAX_SEARCH: usize = 6;
@@ -18,7 +18,7 @@ const MAX_SEARCH: usize = 6;
 /// What `/etc/resolv.conf` asks of the resolver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvConf {
-    /// The name servers, queried in parallel.
+    /// The name servers (at most [`MAX_SERVERS`]), queried in parallel.
     pub servers: Vec<SocketAddr>,
     /// The `search` (or `domain`) list, tried first for names with fewer
     /// than `ndots` dots.

@@ -82,11 +82,13 @@ impl PidFile {
                 path: path.to_owned(),
             }),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let mut text = String::new();
+                // A pid and a newline: one read of a regular file gets it.
+                let mut buf = [0u8; 24];
                 let pid = file
-                    .read_to_string(&mut text)
+                    .read(&mut buf)
                     .ok()
-                    .and_then(|_| text.trim().parse().ok());
+                    .and_then(|n| core::str::from_utf8(buf.get(..n)?).ok())
+                    .and_then(|text| text.trim().parse().ok());
                 Err(LockError::Held(pid))
             }
             Err(e) => Err(LockError::Io(e)),
@@ -200,12 +202,17 @@ fn report(parts: &[&str]) {
 /// one (the daemon died), or [`READY_TIMEOUT`]; prints the message if any
 /// and returns the exit status.
 fn wait_for_daemon(pipe: File) -> i32 {
-    let (code, message) = match read_report(pipe) {
-        Ok(got) => parse_report(&String::from_utf8_lossy(&got)),
-        Err(message) => (1, Some(message)),
+    let report = read_report(pipe);
+    let (code, message) = match &report {
+        Ok(got) => parse_report(got),
+        Err(message) => (1, Some(message.as_bytes())),
     };
     if let Some(m) = message {
-        eprintln!("shipworm: {m}");
+        // Bytes as the daemon wrote them: no UTF-8 check or formatting.
+        let mut line = b"shipworm: ".to_vec();
+        line.extend_from_slice(m);
+        line.push(b'\n');
+        let _ = io::stderr().write_all(&line);
     }
     code
 }
@@ -246,18 +253,21 @@ fn context(what: &str, e: &io::Error) -> String {
     message
 }
 
-/// The exit status and the message to print for what the daemon wrote.
-fn parse_report(text: &str) -> (i32, Option<String>) {
-    let line = text.lines().next().unwrap_or("");
-    if line == READY {
+/// The exit status and the message to print for what the daemon wrote
+/// (its first line counts).
+fn parse_report(text: &[u8]) -> (i32, Option<&[u8]>) {
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    if line == READY.as_bytes() {
         return (0, None);
     }
+    let status = |code: &[u8]| core::str::from_utf8(code).ok()?.parse::<u8>().ok();
     match line
-        .split_once(' ')
-        .and_then(|(code, msg)| Some((code.parse::<u8>().ok()?, msg)))
+        .iter()
+        .position(|&b| b == b' ')
+        .and_then(|at| Some((status(line.get(..at)?)?, line.get(at + 1..)?)))
     {
-        Some((code, msg)) => (code.into(), Some(msg.to_owned())),
-        None => (1, Some("the daemon exited during start-up".to_owned())),
+        Some((code, msg)) => (code.into(), Some(msg)),
+        None => (1, Some(b"the daemon exited during start-up")),
     }
 }
 
@@ -299,14 +309,18 @@ mod test {
 
     #[test]
     fn readiness_reports() {
-        assert_eq!(parse_report("ready\n"), (0, None));
+        assert_eq!(parse_report(b"ready\n"), (0, None));
+        assert_eq!(parse_report(b"ready"), (0, None));
         assert_eq!(
-            parse_report("2 address 0.0.0.0:3544 is in use\n"),
-            (2, Some("address 0.0.0.0:3544 is in use".to_owned()))
+            parse_report(b"2 address 0.0.0.0:3544 is in use\n"),
+            (2, Some(&b"address 0.0.0.0:3544 is in use"[..]))
         );
-        let died = (1, Some("the daemon exited during start-up".to_owned()));
-        assert_eq!(parse_report(""), died);
-        assert_eq!(parse_report("garbage"), died);
+        let died = (1, Some(&b"the daemon exited during start-up"[..]));
+        assert_eq!(parse_report(b""), died);
+        assert_eq!(parse_report(b"garbage"), died);
+        assert_eq!(parse_report(b"readyx\n"), died);
+        assert_eq!(parse_report(b" x"), died);
+        assert_eq!(parse_report(b"\xff x"), died);
         // Not detached: nothing to report to, and no panic.
         ready();
         failed(2, "x");
@@ -319,18 +333,15 @@ mod test {
         daemon.write_all(b"2 address in use\nmore").unwrap();
         let got = read_report(File::from(OwnedFd::from(original))).unwrap();
         assert!(got.starts_with(b"2 address in use\n"), "{got:?}");
-        assert_eq!(
-            parse_report(&String::from_utf8_lossy(&got)),
-            (2, Some("address in use".to_owned()))
-        );
+        assert_eq!(parse_report(&got), (2, Some(&b"address in use"[..])));
         // The daemon died before a full line.
         let (mut daemon, original) = UnixStream::pair().unwrap();
         daemon.write_all(b"rea").unwrap();
         drop(daemon);
         let got = read_report(File::from(OwnedFd::from(original))).unwrap();
         assert_eq!(got, b"rea");
-        assert_eq!(parse_report("rea").0, 1);
-        assert_eq!(parse_report("300 x").0, 1, "not a u8");
+        assert_eq!(parse_report(b"rea").0, 1);
+        assert_eq!(parse_report(b"300 x").0, 1, "not a u8");
         assert_eq!(
             context("cannot read", &io::Error::from_raw_os_error(libc::EIO)),
             "cannot read: Input/output error (os error 5)"

@@ -1,15 +1,17 @@
-//! The host's IPv4 addresses, from `getifaddrs(3)`.
+//! The host's IPv4 addresses, from rtnetlink.
 
 use core::net::Ipv4Addr;
 use std::io;
+
+use super::netlink::Netlink;
 
 /// An IPv4 address assigned to a local interface, with its subnet mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Assigned {
     /// The address.
     pub addr: Ipv4Addr,
-    /// The subnet mask (`255.255.255.255` for a host route or when the
-    /// interface reports none).
+    /// The subnet mask, from the address's prefix length
+    /// (`255.255.255.255` for a /32).
     pub netmask: Ipv4Addr,
 }
 
@@ -28,45 +30,25 @@ impl Ipv4Assigned {
 
 /// Every IPv4 address assigned to any interface of this host (of this
 /// network namespace), up or down.
+///
+/// Read with an rtnetlink dump (see [`Netlink::ipv4_addresses`]) rather
+/// than `getifaddrs(3)`: the request socket is there anyway, and musl's
+/// version adds its own netlink reader and per-entry allocations.
 pub fn ipv4_addresses() -> io::Result<Vec<Ipv4Assigned>> {
-    let mut list: *mut libc::ifaddrs = core::ptr::null_mut();
-    // SAFETY: `list` is a valid place for getifaddrs to store its result.
-    super::cvt(unsafe { libc::getifaddrs(&mut list) })?;
-    let mut found = Vec::new();
-    let mut cur = list;
-    while !cur.is_null() {
-        // SAFETY: `cur` is a non-null node of the list getifaddrs returned,
-        // which stays valid until freeifaddrs below.
-        let ifa = unsafe { &*cur };
-        if let Some(addr) = ipv4_of(ifa.ifa_addr) {
-            found.push(Ipv4Assigned {
-                addr,
-                netmask: ipv4_of(ifa.ifa_netmask).unwrap_or(Ipv4Addr::BROADCAST),
-            });
-        }
-        cur = ifa.ifa_next;
-    }
-    // SAFETY: `list` came from getifaddrs and is freed once; no reference
-    // into it survives this point (addresses were copied out).
-    unsafe { libc::freeifaddrs(list) };
-    Ok(found)
+    let found = Netlink::open()?.ipv4_addresses()?;
+    Ok(found
+        .into_iter()
+        .map(|(addr, prefix_len)| Ipv4Assigned {
+            addr,
+            netmask: netmask(prefix_len),
+        })
+        .collect())
 }
 
-/// The IPv4 address in `sa`, if it points to an `AF_INET` socket address.
-fn ipv4_of(sa: *const libc::sockaddr) -> Option<Ipv4Addr> {
-    if sa.is_null() {
-        return None;
-    }
-    // SAFETY: non-null socket addresses in an ifaddrs list point to a valid
-    // sockaddr, whose family field says which full struct it is.
-    let family = unsafe { (*sa).sa_family };
-    if libc::c_int::from(family) != libc::AF_INET {
-        return None;
-    }
-    // SAFETY: the family is AF_INET, so the struct is a sockaddr_in; the C
-    // library allocates it suitably aligned.
-    let sin = unsafe { &*sa.cast::<libc::sockaddr_in>() };
-    Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+/// The subnet mask of a prefix length (`/0` to `/32`; longer counts as 32).
+fn netmask(prefix_len: u8) -> Ipv4Addr {
+    let host_bits = 32 - u32::from(prefix_len.min(32));
+    Ipv4Addr::from(u32::MAX.checked_shl(host_bits).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -101,6 +83,60 @@ mod test {
         );
         assert_eq!(b([192, 0, 2, 1], [255, 255, 255, 254]), None);
         assert_eq!(b([192, 0, 2, 1], [255, 255, 255, 255]), None);
+    }
+
+    #[test]
+    fn netmasks() {
+        assert_eq!(netmask(0), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(netmask(1), Ipv4Addr::new(128, 0, 0, 0));
+        assert_eq!(netmask(8), Ipv4Addr::new(255, 0, 0, 0));
+        assert_eq!(netmask(26), Ipv4Addr::new(255, 255, 255, 192));
+        assert_eq!(netmask(32), Ipv4Addr::BROADCAST);
+        assert_eq!(netmask(33), Ipv4Addr::BROADCAST);
+    }
+
+    /// What the C library's `getifaddrs(3)` lists, for comparison.
+    fn from_libc() -> Vec<Ipv4Assigned> {
+        let mut list: *mut libc::ifaddrs = core::ptr::null_mut();
+        // SAFETY: `list` is a valid place for getifaddrs to store its result.
+        assert_eq!(unsafe { libc::getifaddrs(&mut list) }, 0);
+        let mut found = Vec::new();
+        let mut cur = list;
+        while !cur.is_null() {
+            // SAFETY: a non-null node of the list, valid until freeifaddrs.
+            let ifa = unsafe { &*cur };
+            if let Some(addr) = ipv4_of(ifa.ifa_addr) {
+                let netmask = ipv4_of(ifa.ifa_netmask).unwrap_or(Ipv4Addr::BROADCAST);
+                found.push(Ipv4Assigned { addr, netmask });
+            }
+            cur = ifa.ifa_next;
+        }
+        // SAFETY: `list` came from getifaddrs and is freed once.
+        unsafe { libc::freeifaddrs(list) };
+        found
+    }
+
+    /// The IPv4 address in `sa`, a socket address of a getifaddrs list.
+    fn ipv4_of(sa: *const libc::sockaddr) -> Option<Ipv4Addr> {
+        if sa.is_null() {
+            return None;
+        }
+        // SAFETY: non-null addresses of the list point to a valid sockaddr.
+        if i32::from(unsafe { (*sa).sa_family }) != libc::AF_INET {
+            return None;
+        }
+        // SAFETY: the family says sockaddr_in; the C library aligns it.
+        let sin = unsafe { &*sa.cast::<libc::sockaddr_in>() };
+        Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+    }
+
+    #[test]
+    fn same_as_the_c_library() {
+        let mut ours = ipv4_addresses().unwrap();
+        let mut theirs = from_libc();
+        ours.sort_by_key(|a| (a.addr, a.netmask));
+        theirs.sort_by_key(|a| (a.addr, a.netmask));
+        assert_eq!(ours, theirs);
     }
 
     #[test]

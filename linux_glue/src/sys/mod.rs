@@ -28,8 +28,8 @@
 //! - [`caps`], [`user`]: dropping root after set-up (capability sets,
 //!   `prctl(2)` switches, user look-up, `chroot(2)`, user and group IDs).
 //! - [`stack`]: a piece of work on a thread whose stack is unmapped after.
-//! - [`netlink`]: rtnetlink requests (link, IPv6 addresses, IPv6 routes)
-//!   and IPv4 address / route notifications.
+//! - [`netlink`]: rtnetlink requests (link, IPv6 addresses, IPv6 routes),
+//!   the IPv4 address dump, and IPv4 address / route notifications.
 
 use std::io;
 

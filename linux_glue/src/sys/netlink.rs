@@ -6,7 +6,8 @@
 //! The client needs eight messages: link up/down with MTU and queue length,
 //! IPv6 address add/delete, IPv6 default route add/delete, and the parsing of
 //! IPv4 address and route notifications (the relay adds one: a prefix
-//! route to its tunnel). Here that is about 300 lines and
+//! route to its tunnel; the server one more: the dump of the host's IPv4
+//! addresses). Here that is about 300 lines and
 //! costs a few KB of code. `rtnetlink` is built on tokio and `futures` (an
 //! async runtime the sync, single-threaded event loops do not have and
 //! routers cannot afford: several hundred KB), and its `netlink-packet-*`
@@ -67,49 +68,81 @@ const fn align(len: usize) -> usize {
     (len + 3) & !3
 }
 
+/// Longest message built here: a route with a destination (64 bytes).
+const MAX_MESSAGE: usize = 64;
+
+/// One netlink request, built on the stack: these messages have a fixed
+/// shape each, so no allocation is needed.
+#[derive(Debug, Clone, Copy)]
+pub struct Message {
+    buf: [u8; MAX_MESSAGE],
+    len: usize,
+}
+
+impl core::ops::Deref for Message {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// One netlink message under construction.
 struct Builder {
-    buf: Vec<u8>,
+    msg: Message,
 }
 
 impl Builder {
     fn new(kind: u16, flags: libc::c_int, seq: u32) -> Self {
-        let mut buf = Vec::with_capacity(96);
-        buf.extend_from_slice(&0u32.to_ne_bytes()); // length, set by finish
-        buf.extend_from_slice(&kind.to_ne_bytes());
-        buf.extend_from_slice(&(flags as u16).to_ne_bytes());
-        buf.extend_from_slice(&seq.to_ne_bytes());
-        buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel
-        Builder { buf }
+        let mut b = Builder {
+            msg: Message {
+                buf: [0; MAX_MESSAGE],
+                len: 0,
+            },
+        };
+        // Length (set by finish), type, flags, sequence number, and port
+        // id 0: the kernel.
+        let mut header = [0u8; HEADER_LEN];
+        header[4..6].copy_from_slice(&kind.to_ne_bytes());
+        header[6..8].copy_from_slice(&(flags as u16).to_ne_bytes());
+        header[8..12].copy_from_slice(&seq.to_ne_bytes());
+        b.put(&header);
+        b
     }
 
-    fn bytes(mut self, b: &[u8]) -> Self {
-        self.buf.extend_from_slice(b);
-        self.buf.resize(align(self.buf.len()), 0);
+    /// Append `bytes`, then zero padding to the next 4-byte boundary. The
+    /// shapes built here fit [`MAX_MESSAGE`] (the tests build each one); a
+    /// part that did not would be left out, never written out of bounds.
+    fn put(&mut self, bytes: &[u8]) -> &mut Self {
+        let m = &mut self.msg;
+        let end = m.len + bytes.len();
+        if let Some(dst) = m.buf.get_mut(m.len..end) {
+            dst.copy_from_slice(bytes);
+            // The buffer is zeroed: padding needs no writing.
+            m.len = align(end).min(MAX_MESSAGE);
+        }
         self
     }
 
-    fn attr(self, kind: u16, payload: &[u8]) -> Self {
-        self.bytes(&attr_bytes(kind, payload))
+    /// An attribute's header, for `payload_len` bytes of payload that the
+    /// next calls append (nested attributes included).
+    fn attr_header(&mut self, kind: u16, payload_len: usize) -> &mut Self {
+        // Attributes here are 4 to 20 bytes: no truncation.
+        let [l0, l1] = ((4 + payload_len) as u16).to_ne_bytes();
+        let [k0, k1] = kind.to_ne_bytes();
+        self.put(&[l0, l1, k0, k1])
     }
 
-    fn finish(mut self) -> Vec<u8> {
-        let len = self.buf.len() as u32;
-        self.buf[..4].copy_from_slice(&len.to_ne_bytes());
-        self.buf
+    /// One attribute: header, payload, padding.
+    fn attr(&mut self, kind: u16, payload: &[u8]) -> &mut Self {
+        self.attr_header(kind, payload.len()).put(payload)
     }
-}
 
-/// One attribute (header, payload, padding), e.g. to nest in another.
-fn attr_bytes(kind: u16, payload: &[u8]) -> Vec<u8> {
-    // Attributes here are 4 to 20 bytes: no truncation.
-    let len = (4 + payload.len()) as u16;
-    let mut a = Vec::with_capacity(align(len.into()));
-    a.extend_from_slice(&len.to_ne_bytes());
-    a.extend_from_slice(&kind.to_ne_bytes());
-    a.extend_from_slice(payload);
-    a.resize(align(a.len()), 0);
-    a
+    fn finish(&mut self) -> Message {
+        let len = self.msg.len as u32;
+        self.msg.buf[..4].copy_from_slice(&len.to_ne_bytes());
+        self.msg
+    }
 }
 
 fn request_flags(op: Op) -> libc::c_int {
@@ -137,11 +170,11 @@ fn ifinfo(index: u32, up: Option<bool>) -> [u8; IFINFOMSG_LEN] {
 }
 
 /// `RTM_NEWLINK`: set interface `index` up or down, and optionally its MTU.
-pub fn link_message(seq: u32, index: u32, up: bool, mtu: Option<u32>) -> Vec<u8> {
-    let mut b = Builder::new(libc::RTM_NEWLINK, request_flags(Op::Delete), seq)
-        .bytes(&ifinfo(index, Some(up)));
+pub fn link_message(seq: u32, index: u32, up: bool, mtu: Option<u32>) -> Message {
+    let mut b = Builder::new(libc::RTM_NEWLINK, request_flags(Op::Delete), seq);
+    b.put(&ifinfo(index, Some(up)));
     if let Some(mtu) = mtu {
-        b = b.attr(libc::IFLA_MTU, &mtu.to_ne_bytes());
+        b.attr(libc::IFLA_MTU, &mtu.to_ne_bytes());
     }
     b.finish()
 }
@@ -150,13 +183,15 @@ pub fn link_message(seq: u32, index: u32, up: bool, mtu: Option<u32>) -> Vec<u8>
 /// automatic IPv6 link-local address (`addrgenmode none`). The kernel would
 /// otherwise give the tun a random fe80:: address next to the Teredo one,
 /// which RFC 4380 §5.2.1 does not foresee (Miredo's hook flushes it).
-pub fn setup_message(seq: u32, index: u32, txqueuelen: u32) -> Vec<u8> {
-    let mode = attr_bytes(IFLA_INET6_ADDR_GEN_MODE, &[IN6_ADDR_GEN_MODE_NONE]);
-    let inet6 = attr_bytes(libc::AF_INET6 as u16, &mode);
+pub fn setup_message(seq: u32, index: u32, txqueuelen: u32) -> Message {
+    // IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE: one byte, padded
+    // to 4 } }: payloads of 4 + 4 + 4 and 4 + 4 bytes.
     Builder::new(libc::RTM_NEWLINK, request_flags(Op::Delete), seq)
-        .bytes(&ifinfo(index, None))
+        .put(&ifinfo(index, None))
         .attr(libc::IFLA_TXQLEN, &txqueuelen.to_ne_bytes())
-        .attr(libc::IFLA_AF_SPEC, &inet6)
+        .attr_header(libc::IFLA_AF_SPEC, 12)
+        .attr_header(libc::AF_INET6 as u16, 8)
+        .attr(IFLA_INET6_ADDR_GEN_MODE, &[IN6_ADDR_GEN_MODE_NONE])
         .finish()
 }
 
@@ -167,7 +202,7 @@ pub fn setup_message(seq: u32, index: u32, txqueuelen: u32) -> Vec<u8> {
 /// A /32 Teredo address makes the kernel add the on-link route to the whole
 /// Teredo prefix (2001::/32), as Miredo's hook does: peers are reached
 /// directly through the tunnel.
-pub fn address_message(seq: u32, op: Op, index: u32, addr: Ipv6Addr, prefix_len: u8) -> Vec<u8> {
+pub fn address_message(seq: u32, op: Op, index: u32, addr: Ipv6Addr, prefix_len: u8) -> Message {
     let kind = match op {
         Op::Add => libc::RTM_NEWADDR,
         Op::Delete => libc::RTM_DELADDR,
@@ -179,7 +214,7 @@ pub fn address_message(seq: u32, op: Op, index: u32, addr: Ipv6Addr, prefix_len:
     // scope 0: the kernel derives it from the address.
     ifaddr[4..8].copy_from_slice(&index.to_ne_bytes());
     Builder::new(kind, request_flags(op), seq)
-        .bytes(&ifaddr)
+        .put(&ifaddr)
         .attr(libc::IFA_LOCAL, &addr.octets())
         .attr(libc::IFA_ADDRESS, &addr.octets())
         .finish()
@@ -187,7 +222,7 @@ pub fn address_message(seq: u32, op: Op, index: u32, addr: Ipv6Addr, prefix_len:
 
 /// `RTM_NEWROUTE` / `RTM_DELROUTE`: the IPv6 default route `::/0 dev
 /// <index> metric <metric>` in the main table.
-pub fn default_route_message(seq: u32, op: Op, index: u32, metric: u32) -> Vec<u8> {
+pub fn default_route_message(seq: u32, op: Op, index: u32, metric: u32) -> Message {
     route_message(seq, op, index, Ipv6Addr::UNSPECIFIED, 0, metric)
 }
 
@@ -202,7 +237,7 @@ pub fn route_message(
     dst: Ipv6Addr,
     prefix_len: u8,
     metric: u32,
-) -> Vec<u8> {
+) -> Message {
     let kind = match op {
         Op::Add => libc::RTM_NEWROUTE,
         Op::Delete => libc::RTM_DELROUTE,
@@ -221,9 +256,10 @@ pub fn route_message(
         0,
         0, // flags
     ];
-    let mut b = Builder::new(kind, request_flags(op), seq).bytes(&rtmsg);
+    let mut b = Builder::new(kind, request_flags(op), seq);
+    b.put(&rtmsg);
     if prefix_len > 0 {
-        b = b.attr(libc::RTA_DST, &dst.octets());
+        b.attr(libc::RTA_DST, &dst.octets());
     }
     b.attr(libc::RTA_OIF, &index.to_ne_bytes())
         .attr(libc::RTA_PRIORITY, &metric.to_ne_bytes())
@@ -283,6 +319,65 @@ fn find_ack(buf: &[u8], seq: u32) -> Option<Result<(), i32>> {
                 Err(code.saturating_neg())
             })
         })
+}
+
+/// `RTM_GETADDR` with `NLM_F_DUMP`: every IPv4 address of every interface.
+/// A dump needs no privileges.
+pub fn ipv4_address_dump_message(seq: u32) -> Message {
+    let mut ifaddr = [0u8; IFADDRMSG_LEN];
+    ifaddr[0] = libc::AF_INET as u8;
+    Builder::new(
+        libc::RTM_GETADDR,
+        libc::NLM_F_REQUEST | libc::NLM_F_DUMP,
+        seq,
+    )
+    .put(&ifaddr)
+    .finish()
+}
+
+/// One datagram of the answer to dump request `seq`: each IPv4 address in
+/// it is added to `found` as `(address, prefix length)`. `Some(Ok)` once
+/// the dump is complete (`NLMSG_DONE`), `Some(Err(errno))` if the kernel
+/// refused it, `None` if more datagrams follow.
+///
+/// The address is `IFA_LOCAL`, or `IFA_ADDRESS` without it: on a
+/// point-to-point link `IFA_ADDRESS` is the peer's (as `getifaddrs(3)`
+/// reads them).
+fn ipv4_address_dump_part(
+    buf: &[u8],
+    seq: u32,
+    found: &mut Vec<(Ipv4Addr, u8)>,
+) -> Option<Result<(), i32>> {
+    for (kind, _, body) in messages(buf).filter(|&(_, s, _)| s == seq) {
+        match libc::c_int::from(kind) {
+            libc::NLMSG_DONE => return Some(Ok(())),
+            libc::NLMSG_ERROR => {
+                let code = i32::from_ne_bytes(body.get(..4)?.try_into().ok()?);
+                return Some(Err(code.saturating_neg()));
+            }
+            _ if kind == libc::RTM_NEWADDR && body.first() == Some(&(libc::AF_INET as u8)) => {
+                let Some(&prefix_len) = body.get(1) else {
+                    continue;
+                };
+                let (mut local, mut address) = (None, None);
+                for (t, v) in attributes(body.get(IFADDRMSG_LEN..).unwrap_or_default()) {
+                    let Ok(octets) = <[u8; 4]>::try_from(v) else {
+                        continue;
+                    };
+                    match t {
+                        libc::IFA_LOCAL => local = Some(Ipv4Addr::from(octets)),
+                        libc::IFA_ADDRESS => address = Some(Ipv4Addr::from(octets)),
+                        _ => {}
+                    }
+                }
+                if let Some(addr) = local.or(address) {
+                    found.push((addr, prefix_len));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Whether a failed deletion failed because the entry was already gone
@@ -396,10 +491,12 @@ fn open_socket(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
 }
 
 /// Receive one datagram; `None` when none is waiting (non-blocking socket).
-fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+/// With `MSG_TRUNC` in `flags` the result is the datagram's full length,
+/// which exceeds `buf.len()` when it was cut.
+fn recv(fd: &OwnedFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<Option<usize>> {
     loop {
         // SAFETY: `buf` is a valid, writable region of `buf.len()` bytes.
-        let ret = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let ret = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
         match cvt_size(ret) {
             Ok(n) => return Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -488,7 +585,27 @@ impl Netlink {
         self.request(seq, &route_message(seq, op, index, dst, prefix_len, metric))
     }
 
-    fn request(&mut self, seq: u32, msg: &[u8]) -> io::Result<()> {
+    /// Every IPv4 address of every interface (up or down), as `(address,
+    /// prefix length)`, from an `RTM_GETADDR` dump.
+    pub fn ipv4_addresses(&mut self) -> io::Result<Vec<(Ipv4Addr, u8)>> {
+        let seq = self.next_seq();
+        self.send(&ipv4_address_dump_message(seq))?;
+        let mut found = Vec::new();
+        // The kernel sizes dump datagrams by the reader's buffer, and by
+        // at most 8 KiB when it is smaller (`NLMSG_GOODSIZE`).
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = self.receive(&mut buf)?;
+            match ipv4_address_dump_part(buf.get(..n).unwrap_or_default(), seq, &mut found) {
+                Some(Ok(())) => return Ok(found),
+                Some(Err(errno)) => return Err(io::Error::from_raw_os_error(errno)),
+                None => {}
+            }
+        }
+    }
+
+    /// Send `msg` to the kernel.
+    fn send(&self, msg: &[u8]) -> io::Result<()> {
         let mut sa: libc::sockaddr_nl =
             // SAFETY: as in open_socket: all-zero is a valid sockaddr_nl and
             // addresses the kernel (port id 0).
@@ -509,15 +626,27 @@ impl Netlink {
         if sent != msg.len() {
             return Err(io::ErrorKind::WriteZero.into());
         }
+        Ok(())
+    }
+
+    /// Receive one datagram of the kernel's answer into `buf`; one cut
+    /// short is an error (`InvalidData`), not a silently shorter answer.
+    fn receive(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match recv(&self.fd, buf, libc::MSG_TRUNC) {
+            Ok(Some(n)) if n > buf.len() => Err(io::ErrorKind::InvalidData.into()),
+            Ok(Some(n)) => Ok(n),
+            // SO_RCVTIMEO expiry shows as EAGAIN.
+            Ok(None) => Err(io::ErrorKind::TimedOut.into()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn request(&mut self, seq: u32, msg: &[u8]) -> io::Result<()> {
+        self.send(msg)?;
         // An error answer echoes the request: a few hundred bytes at most.
         let mut buf = [0u8; 4096];
         loop {
-            let n = match recv(&self.fd, &mut buf) {
-                Ok(Some(n)) => n,
-                // SO_RCVTIMEO expiry shows as EAGAIN.
-                Ok(None) => return Err(io::ErrorKind::TimedOut.into()),
-                Err(e) => return Err(e),
-            };
+            let n = self.receive(&mut buf)?;
             match find_ack(buf.get(..n).unwrap_or_default(), seq) {
                 Some(Ok(())) => return Ok(()),
                 Some(Err(errno)) => return Err(io::Error::from_raw_os_error(errno)),
@@ -547,7 +676,7 @@ impl Monitor {
     /// [`ipv4_changes`]); `None` when none is waiting. `ENOBUFS` means
     /// notifications were lost: treat it as "something changed".
     pub fn read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        recv(&self.fd, buf)
+        recv(&self.fd, buf, 0)
     }
 }
 
@@ -591,7 +720,7 @@ mod test {
                 0x20, 0x01, 0, 0, 0xc6, 0x33, 0x64, 0x01, 0, 0, 0xf2, 0x27, 0x39, 0xcc, 0x9b, 0xea,
             ]);
         }
-        assert_eq!(got, want);
+        assert_eq!(*got, want[..]);
         // Delete: RTM_DELADDR, REQUEST | ACK only.
         let del = address_message(8, Op::Delete, 5, TEREDO, 32);
         assert_eq!(del[4..6], ne16(21));
@@ -616,7 +745,7 @@ mod test {
         want.extend(ne16(8));
         want.extend(ne16(6)); // RTA_PRIORITY
         want.extend(ne32(1029));
-        assert_eq!(got, want);
+        assert_eq!(*got, want[..]);
         let del = default_route_message(4, Op::Delete, 9, 1029);
         assert_eq!(del[4..6], ne16(25));
         assert_eq!(del[16..], got[16..]);
@@ -643,7 +772,7 @@ mod test {
         want.extend(ne16(8));
         want.extend(ne16(6)); // RTA_PRIORITY
         want.extend(ne32(1024));
-        assert_eq!(got, want);
+        assert_eq!(*got, want[..]);
         let del = route_message(6, Op::Delete, 9, prefix, 32, 1024);
         assert_eq!(del[4..6], ne16(25));
         assert_eq!(del[6..8], ne16(0x005));
@@ -666,7 +795,7 @@ mod test {
         want.extend(ne16(8));
         want.extend(ne16(4)); // IFLA_MTU
         want.extend(ne32(1280));
-        assert_eq!(got, want);
+        assert_eq!(*got, want[..]);
         let down = link_message(2, 9, false, None);
         assert_eq!(down.len(), 32);
         assert_eq!(down[24..28], ne32(0));
@@ -694,7 +823,7 @@ mod test {
         want.extend(ne16(5));
         want.extend(ne16(8)); // IFLA_INET6_ADDR_GEN_MODE
         want.extend([1, 0, 0, 0]); // NONE, padding
-        assert_eq!(got, want);
+        assert_eq!(*got, want[..]);
     }
 
     fn ack(seq: u32, errno: i32) -> Vec<u8> {
@@ -749,6 +878,87 @@ mod test {
                 index: 3,
                 addr: Some(Ipv4Addr::new(192, 0, 2, 3)),
             }]
+        );
+    }
+
+    #[test]
+    fn address_dump_construct() {
+        let got = ipv4_address_dump_message(9);
+        let mut want = Vec::new();
+        want.extend(ne32(24)); // 16 header + 8 ifaddrmsg
+        want.extend(ne16(22)); // RTM_GETADDR
+        want.extend(ne16(0x301)); // REQUEST | DUMP (ROOT | MATCH)
+        want.extend(ne32(9));
+        want.extend(ne32(0));
+        want.extend([2, 0, 0, 0]); // AF_INET, rest of ifaddrmsg 0
+        want.extend(ne32(0));
+        assert_eq!(*got, want[..]);
+    }
+
+    /// A dump answer's `RTM_NEWADDR`: `family`/`prefix_len` on index 2
+    /// with the attributes given.
+    fn dump_addr(seq: u32, family: u8, prefix_len: u8, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut body = vec![family, prefix_len, 0, 0];
+        body.extend(ne32(2));
+        for (kind, payload) in attrs {
+            body.extend(ne16(4 + payload.len() as u16));
+            body.extend(ne16(*kind));
+            body.extend(*payload);
+            body.resize(align(body.len()), 0);
+        }
+        let mut m = Vec::new();
+        m.extend(ne32(16 + body.len() as u32));
+        m.extend(ne16(20)); // RTM_NEWADDR
+        m.extend(ne16(2)); // NLM_F_MULTI
+        m.extend(ne32(seq));
+        m.extend(ne32(0));
+        m.extend(body);
+        m
+    }
+
+    fn dump_done(seq: u32) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend(ne32(20));
+        m.extend(ne16(3)); // NLMSG_DONE
+        m.extend(ne16(2)); // NLM_F_MULTI
+        m.extend(ne32(seq));
+        m.extend(ne32(0));
+        m.extend(ne32(0));
+        m
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn address_dump_deconstruct() {
+        // The captured notification has the layout of a dump answer.
+        let mut captured = unhex(CAPTURED_NEWADDR);
+        captured[8..12].copy_from_slice(&ne32(9));
+        let p2p = dump_addr(9, 2, 32, &[(1, &[192, 0, 2, 66]), (2, &[192, 0, 2, 65])]);
+        let peer_only = dump_addr(9, 2, 24, &[(1, &[198, 51, 100, 7])]);
+        let six = dump_addr(9, 10, 64, &[(1, &[0x20, 1, 0xd, 0xb8])]);
+        let none = dump_addr(9, 2, 8, &[(3, b"lo\0\0")]);
+        let first = [captured, p2p, six].concat();
+        let mut found = Vec::new();
+        assert_eq!(ipv4_address_dump_part(&first, 9, &mut found), None);
+        let last = [peer_only, none, dump_done(9)].concat();
+        assert_eq!(ipv4_address_dump_part(&last, 9, &mut found), Some(Ok(())));
+        assert_eq!(
+            found,
+            [
+                (Ipv4Addr::new(192, 0, 2, 3), 26),
+                (Ipv4Addr::new(192, 0, 2, 65), 32),
+                (Ipv4Addr::new(198, 51, 100, 7), 24),
+            ]
+        );
+        // Another request's answer is not this one's.
+        let mut other = Vec::new();
+        assert_eq!(ipv4_address_dump_part(&last, 8, &mut other), None);
+        assert!(other.is_empty());
+        // A refusal.
+        let mut err = Vec::new();
+        assert_eq!(
+            ipv4_address_dump_part(&ack(9, libc::EPERM), 9, &mut err),
+            Some(Err(libc::EPERM))
         );
     }
 
@@ -807,15 +1017,18 @@ mod test {
     #[test]
     fn garbage_never_panics() {
         let base = unhex(CAPTURED_NEWADDR);
+        let mut found = Vec::new();
         for cut in 0..base.len() {
             let _ = ipv4_changes(&base[..cut]).count();
             let _ = find_ack(&base[..cut], 0);
+            let _ = ipv4_address_dump_part(&base[..cut], 0x6b08_0803, &mut found);
         }
         for i in 0..base.len() {
             for v in [0u8, 1, 3, 0x7f, 0xff] {
                 let mut b = base.clone();
                 b[i] = v;
                 let _ = ipv4_changes(&b).count();
+                let _ = ipv4_address_dump_part(&b, 0x6b08_0803, &mut found);
             }
         }
     }
@@ -833,5 +1046,14 @@ mod test {
             "{err}"
         );
         assert!(Monitor::open().is_ok());
+    }
+
+    /// The dump needs no privileges: every namespace has `lo`.
+    #[test]
+    fn kernel_lists_addresses() {
+        let found = Netlink::open().unwrap().ipv4_addresses().unwrap();
+        if let Some(lo) = found.iter().find(|(a, _)| a.is_loopback()) {
+            assert_eq!(lo.1, 8);
+        }
     }
 }

@@ -14,9 +14,11 @@ const IPV6_ROUTE: &str = "/proc/net/ipv6_route";
 /// Does the host have a default route, or any route to global IPv6 space,
 /// through a real interface? Fails when IPv6 is disabled (no table file).
 pub fn has_global_ipv6_route() -> io::Result<bool> {
-    Ok(table_has_global_route(&std::fs::read_to_string(
-        IPV6_ROUTE,
-    )?))
+    // Bytes then UTF-8 (the kernel writes ASCII): `fs::read` is linked for
+    // other files already, `read_to_string` would be one more copy of it.
+    let table = std::fs::read(IPV6_ROUTE)?;
+    let table = core::str::from_utf8(&table).map_err(|_| io::ErrorKind::InvalidData)?;
+    Ok(table_has_global_route(table))
 }
 
 /// The parsing behind [`has_global_ipv6_route`]. Each line is: destination

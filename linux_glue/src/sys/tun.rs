@@ -8,7 +8,7 @@
 //! however it exits, the kernel deletes the interface and with it every
 //! address and route on it.
 
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -60,15 +60,16 @@ impl Tun {
         // request number per architecture (MIPS encodes _IOW differently).
         super::cvt(unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr) })?;
         // The kernel writes back the name it used (the same unless the
-        // request had a `%d` pattern).
-        let name: String = ifr
-            .ifr_name
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| char::from(c as u8))
-            .collect();
-        let index = index_of(&name)?;
-        Ok(Tun { file, name, index })
+        // request had a `%d` pattern), NUL-terminated.
+        let bytes = ifr.ifr_name.map(|c| c as u8);
+        let name = CStr::from_bytes_until_nul(&bytes).map_err(|_| io::ErrorKind::InvalidData)?;
+        let index = index_of(name)?;
+        let name = name.to_str().map_err(|_| io::ErrorKind::InvalidData)?;
+        Ok(Tun {
+            file,
+            name: name.to_owned(),
+            index,
+        })
     }
 
     /// The interface name.
@@ -115,10 +116,9 @@ impl AsFd for Tun {
 }
 
 /// The index of the interface called `name`.
-fn index_of(name: &str) -> io::Result<u32> {
-    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+fn index_of(name: &CStr) -> io::Result<u32> {
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
         0 => Err(io::Error::last_os_error()),
         n => Ok(n),
     }
@@ -148,11 +148,12 @@ mod test {
             Err(e) => panic!("{e}"),
         };
         assert_eq!(tun.name(), name);
-        assert_eq!(index_of(&name).unwrap(), tun.index());
+        let c_name = std::ffi::CString::new(name).unwrap();
+        assert_eq!(index_of(&c_name).unwrap(), tun.index());
         let mut buf = [0u8; 64];
         // Down, no addresses: nothing to read, and no blocking.
         assert_eq!(tun.read(&mut buf).unwrap(), None);
         drop(tun);
-        assert!(index_of(&name).is_err());
+        assert!(index_of(&c_name).is_err());
     }
 }

@@ -10,12 +10,16 @@ use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::{cvt, socklen};
+use super::{cvt, cvt_size, socklen};
 
 /// A non-blocking UDP socket bound to one IPv4 address and port.
+///
+/// Plain system calls on an [`OwnedFd`] rather than `std::net::UdpSocket`:
+/// the socket only ever sees IPv4 peers, so std's conversions to and from
+/// IPv6 socket addresses would be dead weight.
 #[derive(Debug)]
 pub struct UdpSocket {
-    sock: std::net::UdpSocket,
+    fd: OwnedFd,
 }
 
 impl UdpSocket {
@@ -31,11 +35,7 @@ impl UdpSocket {
     ///   (above `net.core.rmem_max`), else `SO_RCVBUF`, capped by the kernel.
     ///   A burst that overflows the default ~200 KiB is simply lost.
     pub fn bind(addr: SocketAddrV4, buffer_bytes: usize) -> io::Result<UdpSocket> {
-        let kind = libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-        // SAFETY: socket(2) takes no pointers; the result is checked by cvt.
-        let fd = cvt(unsafe { libc::socket(libc::AF_INET, kind, libc::IPPROTO_UDP) })?;
-        // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = socket(libc::AF_INET)?;
         set_int(
             &fd,
             libc::IPPROTO_IP,
@@ -62,42 +62,134 @@ impl UdpSocket {
                 socklen::<libc::sockaddr_in>(),
             )
         })?;
-        Ok(UdpSocket {
-            sock: std::net::UdpSocket::from(fd),
-        })
+        Ok(UdpSocket { fd })
     }
 
     /// The bound address (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
-        v4(self.sock.local_addr()?)
+        let mut sa = EMPTY_SOCKADDR;
+        let mut len = socklen::<libc::sockaddr_in>();
+        // SAFETY: `sa` is a writable sockaddr_in and `len` holds its size;
+        // the kernel writes at most that much.
+        cvt(unsafe { libc::getsockname(self.fd.as_raw_fd(), (&raw mut sa).cast(), &mut len) })?;
+        Ok(sockaddr_to(&sa))
     }
 
     /// Receive one datagram into `buf`; a longer one is cut to `buf.len()`.
     /// `WouldBlock` when nothing is queued.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
-        let (n, from) = self.sock.recv_from(buf)?;
-        Ok((n, v4(from)?))
+        let mut sa = EMPTY_SOCKADDR;
+        let mut len = socklen::<libc::sockaddr_in>();
+        // SAFETY: `buf` is writable for its length; `sa` is a writable
+        // sockaddr_in and `len` holds its size (an IPv4 socket's peers fit).
+        let n = cvt_size(unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&raw mut sa).cast(),
+                &mut len,
+            )
+        })?;
+        Ok((n, sockaddr_to(&sa)))
     }
 
     /// Send one datagram to `to`. `WouldBlock` when the send buffer is full.
     pub fn send_to(&self, data: &[u8], to: SocketAddrV4) -> io::Result<usize> {
-        self.sock.send_to(data, to)
+        let sa = sockaddr_from(to);
+        // SAFETY: `data` is readable for its length; `sa` is a valid
+        // sockaddr_in and the length passed is its size.
+        cvt_size(unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                0,
+                (&raw const sa).cast(),
+                socklen::<libc::sockaddr_in>(),
+            )
+        })
     }
 }
 
 impl AsFd for UdpSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
+        self.fd.as_fd()
     }
 }
 
-/// An IPv4 socket only ever reports IPv4 peers; anything else is a bug worth
-/// an error rather than a panic.
-fn v4(addr: SocketAddr) -> io::Result<SocketAddrV4> {
-    match addr {
-        SocketAddr::V4(a) => Ok(a),
-        SocketAddr::V6(_) => Err(io::Error::from(io::ErrorKind::InvalidData)),
+/// A non-blocking UDP socket on a port the kernel picks at random,
+/// connected to one peer (IPv4 or IPv6), as the DNS resolver uses it: the
+/// kernel delivers only that peer's datagrams, and reports an ICMP error
+/// from it (e.g. `ConnectionRefused`) on the next call.
+#[derive(Debug)]
+pub struct ConnectedUdp {
+    fd: OwnedFd,
+}
+
+impl ConnectedUdp {
+    /// Open the socket and connect it to `peer`.
+    pub fn open(peer: SocketAddr) -> io::Result<ConnectedUdp> {
+        let fd = match peer {
+            SocketAddr::V4(v4) => {
+                let fd = socket(libc::AF_INET)?;
+                connect(&fd, &sockaddr_from(v4))?;
+                fd
+            }
+            SocketAddr::V6(v6) => {
+                let fd = socket(libc::AF_INET6)?;
+                let sa = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: v6.port().to_be(),
+                    sin6_flowinfo: v6.flowinfo().to_be(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: v6.ip().octets(),
+                    },
+                    sin6_scope_id: v6.scope_id(),
+                };
+                connect(&fd, &sa)?;
+                fd
+            }
+        };
+        Ok(ConnectedUdp { fd })
     }
+
+    /// Send one datagram to the peer.
+    pub fn send(&self, data: &[u8]) -> io::Result<usize> {
+        // SAFETY: `data` is readable for its length.
+        cvt_size(unsafe { libc::send(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len(), 0) })
+    }
+
+    /// Receive one datagram from the peer into `buf` (a longer one is cut).
+    /// `WouldBlock` when nothing is queued.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is writable for its length.
+        cvt_size(unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })
+    }
+}
+
+impl AsFd for ConnectedUdp {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// A new non-blocking, close-on-exec UDP socket of `family`.
+fn socket(family: libc::c_int) -> io::Result<OwnedFd> {
+    let kind = libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket(2) takes no pointers; the result is checked by cvt.
+    let fd = cvt(unsafe { libc::socket(family, kind, libc::IPPROTO_UDP) })?;
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `connect(2)` to `sa`, a C socket address struct (`sockaddr_in` or
+/// `sockaddr_in6`) whose family field says which.
+fn connect<T>(fd: &OwnedFd, sa: &T) -> io::Result<()> {
+    // SAFETY: `sa` is readable for the length passed, its size; the kernel
+    // checks the family and length before using it.
+    cvt(unsafe { libc::connect(fd.as_raw_fd(), (sa as *const T).cast(), socklen::<T>()) }).map(drop)
 }
 
 /// Set an integer socket option.
