@@ -305,7 +305,10 @@ impl EventLoop {
                         Ok(()) => counters.sent_ipv6 += 1,
                         Err(e) => {
                             counters.send_failed += 1;
-                            debug!("cannot forward to {:?}: {e}", raw6::destination(packet));
+                            match raw6::destination(packet) {
+                                Some(to) => debug!("cannot forward to {to}: {e}"),
+                                None => debug!("cannot forward a packet: {e}"),
+                            }
                         }
                     },
                 }
