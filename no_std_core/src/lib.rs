@@ -39,6 +39,7 @@ extern crate std;
 
 pub mod addr;
 pub mod client;
+mod counter;
 pub mod limits;
 pub mod nonce;
 pub mod peers;

@@ -90,7 +90,7 @@ mod test;
 
 use core::net::Ipv6Addr;
 
-use heapless::Vec;
+use heapless::{Vec, VecView};
 
 use crate::nonce::{KeyedHash, Rng, SplitMix64};
 use crate::time::{Duration, Instant};
@@ -98,8 +98,8 @@ use crate::time::{Duration, Instant};
 pub use peer::Peer;
 pub use queue::QueueFull;
 
-use index::Index;
-use queue::PacketPool;
+use index::{Bucket, Index};
+use queue::{PacketPool, Slot};
 
 /// Default per-peer queue bound in bytes: Miredo's 1280 (miredo.md §3.10),
 /// one minimum-MTU IPv6 packet.
@@ -172,10 +172,15 @@ pub struct PeerTable<
     const SLOTS: usize = 64,
     const SLOT_SIZE: usize = 1280,
 > {
-    hasher: KeyedHash,
-    index: Index<B>,
+    state: State,
+    index: Index<[Bucket; B]>,
     entries: Vec<Peer, N>,
-    pool: PacketPool<SLOTS, SLOT_SIZE>,
+    pool: PacketPool<[Slot<SLOT_SIZE>; SLOTS]>,
+}
+
+/// The part of a table that does not depend on its capacities.
+struct State {
+    hasher: KeyedHash,
     /// Picks eviction samples. Not cryptographic, but seeded from the
     /// secret hash key, so which entries get sampled is not predictable.
     sampler: SplitMix64,
@@ -184,6 +189,28 @@ pub struct PeerTable<
     max_queue_bytes: u16,
     idle_timeout: Duration,
     protection: Duration,
+}
+
+impl State {
+    fn tag(&self, addr: &Ipv6Addr) -> u32 {
+        // The low 32 bits of SipHash: they pick the bucket and filter
+        // mismatches before the address is compared.
+        self.hasher.hash(&[&addr.octets()]) as u32
+    }
+
+    /// The id of `addr`'s entry in `entries`, found through `index`.
+    fn lookup(&self, index: &Index, entries: &[Peer], addr: &Ipv6Addr) -> Option<PeerId> {
+        self.find(index, entries, addr).1
+    }
+
+    /// `addr`'s hash tag, and the id of its entry if it has one.
+    fn find(&self, index: &Index, entries: &[Peer], addr: &Ipv6Addr) -> (u32, Option<PeerId>) {
+        let tag = self.tag(addr);
+        let found = index.find(tag, |pos| {
+            entries.get(pos as usize).is_some_and(|p| p.addr() == *addr)
+        });
+        (tag, found.map(|(_, pos)| PeerId(pos)))
+    }
 }
 
 impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
@@ -202,37 +229,51 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         let () = Self::SHAPE;
         let hasher = KeyedHash::new(hash_key);
         PeerTable {
-            hasher: hasher.clone(),
+            state: State {
+                sampler: SplitMix64::new(hasher.hash(&[b"peers: eviction sampler"])),
+                hasher,
+                sweep: 0,
+                max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                protection: DEFAULT_PROTECTION,
+            },
             index: Index::new(),
             entries: Vec::new(),
             pool: PacketPool::new(),
-            sampler: SplitMix64::new(hasher.hash(&[b"peers: eviction sampler"])),
-            sweep: 0,
-            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            protection: DEFAULT_PROTECTION,
+        }
+    }
+
+    /// The table with its capacities erased: every operation that is more
+    /// than a field access lives in [`Table`], compiled once for the
+    /// client's and the relay's table sizes.
+    pub(crate) fn table(&mut self) -> Table<'_, SLOT_SIZE> {
+        Table {
+            state: &mut self.state,
+            index: &mut self.index,
+            entries: self.entries.as_mut_view(),
+            pool: &mut self.pool,
         }
     }
 
     /// Bound each peer's queue to `bytes` (default 1280).
     pub fn set_max_queue_bytes(&mut self, bytes: u16) {
-        self.max_queue_bytes = bytes;
+        self.state.max_queue_bytes = bytes;
     }
 
     /// The per-peer queue bound in bytes (see [`Self::set_max_queue_bytes`]).
     pub fn max_queue_bytes(&self) -> u16 {
-        self.max_queue_bytes
+        self.state.max_queue_bytes
     }
 
     /// Idle time after which [`Self::expire`] removes an entry (default
     /// 60 s; a client doing local discovery wants 600 s, RFC 4380 §5.2.4).
     pub fn set_idle_timeout(&mut self, idle: Duration) {
-        self.idle_timeout = idle;
+        self.state.idle_timeout = idle;
     }
 
     /// Activity this recent protects an entry from eviction (default 30 s).
     pub fn set_protection(&mut self, window: Duration) {
-        self.protection = window;
+        self.state.protection = window;
     }
 
     /// Number of peers held.
@@ -252,23 +293,12 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
 
     /// Largest packet a queue slot holds (`SLOT_SIZE`).
     pub const fn slot_size(&self) -> usize {
-        PacketPool::<SLOTS, SLOT_SIZE>::slot_size()
-    }
-
-    fn tag(&self, addr: &Ipv6Addr) -> u32 {
-        // The low 32 bits of SipHash: they pick the bucket and filter
-        // mismatches before the address is compared.
-        self.hasher.hash(&[&addr.octets()]) as u32
+        SLOT_SIZE
     }
 
     /// The id of `addr`'s entry.
     pub fn lookup(&self, addr: &Ipv6Addr) -> Option<PeerId> {
-        let entries = &self.entries;
-        self.index
-            .find(self.tag(addr), |pos| {
-                entries.get(pos as usize).is_some_and(|p| p.addr() == *addr)
-            })
-            .map(|(_, pos)| PeerId(pos))
+        self.state.lookup(&self.index, &self.entries, addr)
     }
 
     /// `addr`'s entry.
@@ -293,11 +323,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
 
     /// Every entry, in storage order.
     pub fn iter(&self) -> impl Iterator<Item = (PeerId, &Peer)> {
-        // Positions fit u32: SHAPE bounds N.
-        self.entries
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (PeerId(i as u32), p))
+        iter(&self.entries)
     }
 
     /// Add `peer` (built with one of the [`Peer`] constructors, which apply
@@ -305,14 +331,152 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     /// evicted by the policy of the [module documentation](self) and
     /// returned; its queued packets join the dropped queue.
     pub fn insert(&mut self, peer: Peer, now: Instant) -> Result<Inserted, InsertError> {
-        let tag = self.tag(&peer.addr());
-        let entries = &self.entries;
-        if let Some((_, pos)) = self.index.find(tag, |pos| {
-            entries
+        self.table().insert(peer, now)
+    }
+
+    /// Remove `addr`'s entry; its queued packets join the dropped queue.
+    pub fn remove(&mut self, addr: &Ipv6Addr) -> Option<Peer> {
+        let id = self.lookup(addr)?;
+        self.remove_id(id)
+    }
+
+    /// Remove the entry `id` names; its queued packets join the dropped queue.
+    pub fn remove_id(&mut self, id: PeerId) -> Option<Peer> {
+        self.table().remove_id(id)
+    }
+
+    /// Remove entries idle for the idle timeout (default 60 s without
+    /// reception, transmission, bubble or echo), reading at most `budget`
+    /// entries from where the previous call stopped, so a periodic call
+    /// (e.g. `budget = 1024` every second) sweeps the whole table in bounded
+    /// steps. Queued packets of removed entries join the dropped queue.
+    /// Returns how many entries were removed.
+    pub fn expire(&mut self, now: Instant, budget: usize) -> usize {
+        self.table().expire(now, budget)
+    }
+
+    /// Queue a copy of `packet` for `peer` (at the back: queues are FIFO).
+    /// Refused if it is longer than a slot, if the peer's queue would exceed
+    /// its byte bound, or if the pool has no slot left once dropped packets
+    /// are reclaimed.
+    pub fn enqueue(&mut self, peer: PeerId, packet: &[u8]) -> Result<(), QueueFull> {
+        self.table().enqueue(peer, packet)
+    }
+
+    /// Take `peer`'s oldest queued packet into `out` and return its length;
+    /// `None` when its queue is empty (or `peer` names no entry). Used both
+    /// to flush a queue to a newly trusted peer and to drain it for ICMPv6
+    /// errors. `out` should hold [`Self::slot_size`] bytes: a packet longer
+    /// than `out` is discarded.
+    pub fn dequeue_into(&mut self, peer: PeerId, out: &mut [u8]) -> Option<usize> {
+        self.table().dequeue_into(peer, out)
+    }
+
+    /// Free every packet queued for `peer` at once.
+    pub fn clear(&mut self, peer: PeerId) {
+        self.table().clear(peer);
+    }
+
+    /// Bytes queued for `peer` (0 if it names no entry).
+    pub fn queued_bytes(&self, peer: PeerId) -> usize {
+        self.entries
+            .get(peer.0 as usize)
+            .map_or(0, |e| e.queue.bytes())
+    }
+
+    /// Whether `peer` has packets queued.
+    pub fn has_queued(&self, peer: PeerId) -> bool {
+        has_queued(&self.entries, peer)
+    }
+
+    /// Take the oldest packet left behind by a removed, evicted or expired
+    /// peer into `out` (e.g. to answer it with ICMPv6 Destination
+    /// Unreachable, rate-limited), as [`Self::dequeue_into`] does.
+    pub fn pop_dropped_into(&mut self, out: &mut [u8]) -> Option<usize> {
+        self.table().pop_dropped_into(out)
+    }
+
+    /// Free every packet left behind by removed peers.
+    pub fn clear_dropped(&mut self) {
+        self.table().clear_dropped();
+    }
+
+    /// Test helper: index, storage and pool are consistent.
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let index: &Index = &self.index;
+        index.check(self.entries.len(), |pos| {
+            self.entries
                 .get(pos as usize)
-                .is_some_and(|p| p.addr() == peer.addr())
-        }) {
-            return Err(InsertError::Exists(PeerId(pos)));
+                .map(|p| self.state.tag(&p.addr()))
+        });
+        let pool: &PacketPool<[Slot<SLOT_SIZE>]> = &self.pool;
+        pool.check(self.entries.iter().map(|p| &p.queue));
+    }
+}
+
+/// Every entry of `entries`, with its id, in storage order.
+fn iter(entries: &[Peer]) -> impl Iterator<Item = (PeerId, &Peer)> {
+    // Positions fit u32: SHAPE bounds N.
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (PeerId(i as u32), p))
+}
+
+/// Whether the entry `peer` names has packets queued.
+fn has_queued(entries: &[Peer], peer: PeerId) -> bool {
+    entries
+        .get(peer.0 as usize)
+        .is_some_and(|e| !e.queue.is_empty())
+}
+
+/// A [`PeerTable`] with its capacities erased (only the slot size, the
+/// same for every table the crate builds, stays a parameter): the table's
+/// operations are written here once instead of once per table size.
+pub(crate) struct Table<'a, const SLOT_SIZE: usize> {
+    state: &'a mut State,
+    index: &'a mut Index,
+    entries: &'a mut VecView<Peer>,
+    pool: &'a mut PacketPool<[Slot<SLOT_SIZE>]>,
+}
+
+impl<const SLOT_SIZE: usize> Table<'_, SLOT_SIZE> {
+    /// Most peers the table holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
+    /// Number of packet slots in the pool.
+    pub(crate) fn slots(&self) -> usize {
+        self.pool.slot_count()
+    }
+
+    /// See [`PeerTable::peer`].
+    pub(crate) fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.entries.get(id.0 as usize)
+    }
+
+    /// See [`PeerTable::peer_mut`].
+    pub(crate) fn peer_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.entries.get_mut(id.0 as usize)
+    }
+
+    /// See [`PeerTable::iter`].
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (PeerId, &Peer)> {
+        iter(self.entries)
+    }
+
+    /// See [`PeerTable::has_queued`].
+    pub(crate) fn has_queued(&self, peer: PeerId) -> bool {
+        has_queued(self.entries, peer)
+    }
+
+    /// See [`PeerTable::insert`].
+    pub(crate) fn insert(&mut self, peer: Peer, now: Instant) -> Result<Inserted, InsertError> {
+        let (tag, existing) = self.state.find(self.index, self.entries, &peer.addr());
+        if let Some(id) = existing {
+            return Err(InsertError::Exists(id));
         }
         let evicted = if self.entries.is_full() {
             let victim = self.choose_victim(now).ok_or(InsertError::Full)?;
@@ -337,14 +501,8 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         Ok(Inserted { id, evicted })
     }
 
-    /// Remove `addr`'s entry; its queued packets join the dropped queue.
-    pub fn remove(&mut self, addr: &Ipv6Addr) -> Option<Peer> {
-        let id = self.lookup(addr)?;
-        self.remove_id(id)
-    }
-
-    /// Remove the entry `id` names; its queued packets join the dropped queue.
-    pub fn remove_id(&mut self, id: PeerId) -> Option<Peer> {
+    /// See [`PeerTable::remove_id`].
+    pub(crate) fn remove_id(&mut self, id: PeerId) -> Option<Peer> {
         self.remove_pos(id.0 as usize)
     }
 
@@ -352,13 +510,11 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     /// place (re-pointing that entry's bucket), hand its queue to the
     /// dropped queue.
     fn remove_pos(&mut self, pos: usize) -> Option<Peer> {
-        let addr = self.entries.get(pos)?.addr();
-        let (at, _) = self.index.find(self.tag(&addr), |p| p as usize == pos)?;
+        let at = self.bucket_of(pos)?;
         self.index.remove_at(at);
         let last = self.entries.len().checked_sub(1)?;
         if pos != last {
-            let moved = self.entries.get(last)?.addr();
-            if let Some((at, _)) = self.index.find(self.tag(&moved), |p| p as usize == last) {
+            if let Some(at) = self.bucket_of(last) {
                 // Positions fit u32: SHAPE bounds N.
                 self.index.set_pos(at, pos as u32);
             }
@@ -369,10 +525,17 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         Some(peer)
     }
 
+    /// The index bucket that points at the entry at `pos`.
+    fn bucket_of(&self, pos: usize) -> Option<usize> {
+        let tag = self.state.tag(&self.entries.get(pos)?.addr());
+        let (at, _) = self.index.find(tag, |p| p as usize == pos)?;
+        Some(at)
+    }
+
     /// Eviction rank of `peer` at `now` (lower goes first), or `None` for a
     /// trusted peer in active use, which is never evicted.
     fn rank(&self, peer: &Peer, now: Instant) -> Option<u8> {
-        let active = now.saturating_duration_since(peer.last_activity()) < self.protection;
+        let active = now.saturating_duration_since(peer.last_activity()) < self.state.protection;
         match (active, peer.is_trusted()) {
             (true, true) => None,
             (true, false) => Some(3),
@@ -396,8 +559,12 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
             let pos = if exhaustive {
                 scanned
             } else {
-                // `len` fits u32 (SHAPE); the modulo bias is below 2^-32.
-                (self.sampler.next_u64() % len as u64) as usize
+                // 32 random bits scaled to `0..len` by a multiply and a
+                // shift (one 32×32 multiply, no 64-bit division on 32-bit
+                // CPUs): `len` fits u32 (SHAPE), so the result is below it
+                // and the bias is below len / 2^32 (2^-18 at 10,240 peers).
+                let r = self.state.sampler.next_u64() >> 32;
+                ((r * len as u64) >> 32) as usize
             };
             if let Some(peer) = self.entries.get(pos) {
                 if let Some(rank) = self.rank(peer, now) {
@@ -411,41 +578,34 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         best.map(|(_, _, pos)| pos)
     }
 
-    /// Remove entries idle for the idle timeout (default 60 s without
-    /// reception, transmission, bubble or echo), reading at most `budget`
-    /// entries from where the previous call stopped, so a periodic call
-    /// (e.g. `budget = 1024` every second) sweeps the whole table in bounded
-    /// steps. Queued packets of removed entries join the dropped queue.
-    /// Returns how many entries were removed.
-    pub fn expire(&mut self, now: Instant, budget: usize) -> usize {
+    /// See [`PeerTable::expire`].
+    pub(crate) fn expire(&mut self, now: Instant, budget: usize) -> usize {
         let mut removed = 0;
         for _ in 0..budget {
             let len = self.entries.len();
             if len == 0 {
                 break;
             }
-            if self.sweep >= len {
-                self.sweep = 0;
+            if self.state.sweep >= len {
+                self.state.sweep = 0;
             }
-            let idle = self.entries.get(self.sweep).is_some_and(|p| {
-                now.saturating_duration_since(p.last_activity()) >= self.idle_timeout
+            let sweep = self.state.sweep;
+            let idle = self.entries.get(sweep).is_some_and(|p| {
+                now.saturating_duration_since(p.last_activity()) >= self.state.idle_timeout
             });
-            if idle && self.remove_pos(self.sweep).is_some() {
+            if idle && self.remove_pos(sweep).is_some() {
                 // The last entry moved into this position: look at it next.
                 removed += 1;
             } else {
-                self.sweep += 1;
+                self.state.sweep += 1;
             }
         }
         removed
     }
 
-    /// Queue a copy of `packet` for `peer` (at the back: queues are FIFO).
-    /// Refused if it is longer than a slot, if the peer's queue would exceed
-    /// its byte bound, or if the pool has no slot left once dropped packets
-    /// are reclaimed.
-    pub fn enqueue(&mut self, peer: PeerId, packet: &[u8]) -> Result<(), QueueFull> {
-        let max = self.max_queue_bytes;
+    /// See [`PeerTable::enqueue`].
+    pub(crate) fn enqueue(&mut self, peer: PeerId, packet: &[u8]) -> Result<(), QueueFull> {
+        let max = self.state.max_queue_bytes;
         let entry = self
             .entries
             .get_mut(peer.0 as usize)
@@ -453,55 +613,32 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         self.pool.push(&mut entry.queue, packet, max)
     }
 
-    /// Take `peer`'s oldest queued packet into `out` and return its length;
-    /// `None` when its queue is empty (or `peer` names no entry). Used both
-    /// to flush a queue to a newly trusted peer and to drain it for ICMPv6
-    /// errors. `out` should hold [`Self::slot_size`] bytes: a packet longer
-    /// than `out` is discarded.
-    pub fn dequeue_into(&mut self, peer: PeerId, out: &mut [u8]) -> Option<usize> {
+    /// See [`PeerTable::dequeue_into`].
+    pub(crate) fn dequeue_into(&mut self, peer: PeerId, out: &mut [u8]) -> Option<usize> {
         let entry = self.entries.get_mut(peer.0 as usize)?;
         self.pool.pop_into(&mut entry.queue, out)
     }
 
-    /// Free every packet queued for `peer` at once.
-    pub fn clear(&mut self, peer: PeerId) {
+    /// See [`PeerTable::pop_dropped_into`].
+    pub(crate) fn pop_dropped_into(&mut self, out: &mut [u8]) -> Option<usize> {
+        self.pool.pop_dropped_into(out)
+    }
+
+    /// See [`PeerTable::clear`].
+    fn clear(&mut self, peer: PeerId) {
         if let Some(entry) = self.entries.get_mut(peer.0 as usize) {
             self.pool.clear(&mut entry.queue);
         }
     }
 
-    /// Bytes queued for `peer` (0 if it names no entry).
-    pub fn queued_bytes(&self, peer: PeerId) -> usize {
-        self.entries
-            .get(peer.0 as usize)
-            .map_or(0, |e| e.queue.bytes())
-    }
-
-    /// Whether `peer` has packets queued.
-    pub fn has_queued(&self, peer: PeerId) -> bool {
-        self.entries
-            .get(peer.0 as usize)
-            .is_some_and(|e| !e.queue.is_empty())
-    }
-
-    /// Take the oldest packet left behind by a removed, evicted or expired
-    /// peer into `out` (e.g. to answer it with ICMPv6 Destination
-    /// Unreachable, rate-limited), as [`Self::dequeue_into`] does.
-    pub fn pop_dropped_into(&mut self, out: &mut [u8]) -> Option<usize> {
-        self.pool.pop_dropped_into(out)
-    }
-
-    /// Free every packet left behind by removed peers.
-    pub fn clear_dropped(&mut self) {
+    /// See [`PeerTable::clear_dropped`].
+    fn clear_dropped(&mut self) {
         self.pool.clear_dropped();
     }
 
-    /// Test helper: index, storage and pool are consistent.
-    #[cfg(test)]
-    fn check_invariants(&self) {
-        self.index.check(self.entries.len(), |pos| {
-            self.entries.get(pos as usize).map(|p| self.tag(&p.addr()))
-        });
-        self.pool.check(self.entries.iter().map(|p| &p.queue));
+    /// Forget every peer and every queued packet.
+    pub(crate) fn clear_all(&mut self) {
+        while self.remove_pos(0).is_some() {}
+        self.clear_dropped();
     }
 }

@@ -86,6 +86,15 @@ impl Duration {
     }
 }
 
+/// The earlier of two optional deadlines, `None` meaning "no deadline":
+/// how every `poll_timeout` merges the timers of its parts.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {

@@ -28,7 +28,7 @@ use core::net::{Ipv6Addr, SocketAddrV4};
 use heapless::Vec;
 
 use super::echo_test::ECHO_LIFETIME;
-use crate::time::{Duration, Instant};
+use crate::time::{earliest, Duration, Instant};
 
 /// Most packets held at once, all sources together.
 pub(super) const HOLD_SLOTS: usize = 4;
@@ -175,10 +175,9 @@ impl HeldPackets {
     /// Earliest instant something is due: a ready packet's delivery, or an
     /// unready one's end of life.
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.held
-            .iter()
-            .map(|h| h.ready.unwrap_or(h.since + HOLD_LIFETIME))
-            .min()
+        self.held.iter().fold(None, |due, h| {
+            earliest(due, Some(h.ready.unwrap_or(h.since + HOLD_LIFETIME)))
+        })
     }
 }
 

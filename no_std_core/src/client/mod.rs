@@ -60,9 +60,10 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use heapless::Deque;
 
 use crate::addr::{TeredoAddr, DEFAULT_PREFIX};
+use crate::counter::bump;
 use crate::nonce::Rng;
 use crate::peers::PeerTable;
-use crate::time::{Duration, Instant};
+use crate::time::{earliest, Duration, Instant};
 
 pub use crate::tunnel::{Destination, Output, Transmit, EXPIRY_SWEEP};
 pub use datapath::DataDrop;
@@ -387,16 +388,13 @@ impl Stats {
         self.data_drops.iter().fold(0, |a, &b| a.saturating_add(b))
     }
 
+    /// Out of line, as [`bump`]: it is called at two dozen sites.
+    #[inline(never)]
     fn count_data_drop(&mut self, reason: DataDrop) {
         if let Some(n) = self.data_drops.get_mut(reason.index()) {
             bump(n);
         }
     }
-}
-
-/// Add one to a counter (saturating: counters never wrap or panic).
-fn bump(counter: &mut u64) {
-    *counter = counter.saturating_add(1);
 }
 
 /// The client's side effects during one call: randomness in, events and
@@ -605,10 +603,7 @@ impl<R: Rng, const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
     /// every call into the client; the instant may already be past (work is
     /// waiting in [`Client::poll_transmit`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.qualifier.poll_timeout(), self.data.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.qualifier.poll_timeout(), self.data.poll_timeout())
     }
 
     /// The next event for the glue. Call it after every call into the client

@@ -69,7 +69,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
                         None => Output::None,
                     };
                 }
-                self.peering.pending = Some(reply);
+                self.peering.sched.pending = Some(reply);
             }
             if is_bubble {
                 // Bubbles only open NAT state; never delivered.

@@ -49,7 +49,8 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         }
         // Case 1: trusted and valid peer, even at a private mapping (a local
         // peer, RFC 4380 §5.2.4).
-        if let Some(peer) = self.peering.peers.get_mut(&dst) {
+        let id = self.peering.peers.lookup(&dst);
+        if let Some(peer) = id.and_then(|id| self.peering.peers.peer_mut(id)) {
             if peer.may_send_direct(now) {
                 peer.record_tx(now);
                 bump(&mut stats.sent_direct);
@@ -59,9 +60,14 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
                 };
             }
         }
-        let id = match link.teredo(dst) {
-            Some(teredo) => self.teredo_peer(now, dst, teredo, stats),
-            None => self.native_peer(now, dst, stats),
+        let id = match (id, link.teredo(dst)) {
+            (Some(id), _) => Some(id),
+            (None, Some(teredo)) => self.new_teredo_peer(now, dst, teredo, stats),
+            // Case 2: a native destination, reached by an echo test.
+            (None, None) => {
+                let peer = Peer::new_for_echo_test(dst, now);
+                self.peering.insert(peer, now, stats)
+            }
         };
         let Some(id) = id else {
             return Output::None;
@@ -69,18 +75,15 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         self.queue(now, &link, id, packet, out, stats)
     }
 
-    /// Case 5 (for every cone bit, RFC 5991 §3.2): the entry of a Teredo
-    /// destination, made if needed; `None` if it must be dropped.
-    fn teredo_peer(
+    /// Case 5 (for every cone bit, RFC 5991 §3.2): a new entry for a Teredo
+    /// destination; `None` if it must be dropped.
+    fn new_teredo_peer(
         &mut self,
         now: Instant,
         dst: Ipv6Addr,
         teredo: TeredoAddr,
         stats: &mut Stats,
     ) -> Option<PeerId> {
-        if let Some(id) = self.peering.peers.lookup(&dst) {
-            return Some(id);
-        }
         // RFC 4380 §5.2.4: never bubble towards a non-global IPv4 (mapping,
         // or server for the indirect bubble); MUST drop silently.
         if !addr::is_global_unicast(*teredo.mapped().ip())
@@ -91,14 +94,5 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         }
         let peer = Peer::new_for_direct_bubble(dst, teredo.mapped(), now);
         self.peering.insert(peer, now, stats)
-    }
-
-    /// Case 2: the entry of a native destination, made if needed.
-    fn native_peer(&mut self, now: Instant, dst: Ipv6Addr, stats: &mut Stats) -> Option<PeerId> {
-        if let Some(id) = self.peering.peers.lookup(&dst) {
-            return Some(id);
-        }
-        self.peering
-            .insert(Peer::new_for_echo_test(dst, now), now, stats)
     }
 }

@@ -17,7 +17,7 @@ const EMPTY: u32 = u32::MAX;
 
 /// One bucket: hash tag and position of the entry in the table's storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Bucket {
+pub(crate) struct Bucket {
     tag: u32,
     pos: u32,
 }
@@ -26,35 +26,49 @@ impl Bucket {
     const VACANT: Bucket = Bucket { tag: 0, pos: EMPTY };
 }
 
-/// A Robin Hood index of `B` buckets.
-pub(crate) struct Index<const B: usize> {
-    buckets: [Bucket; B],
+/// How far bucket `at` is from the home bucket of `tag` in an index of
+/// `mask + 1` buckets (wrapping).
+fn distance(mask: usize, at: usize, tag: u32) -> usize {
+    // The home is `tag & mask`; masking the difference makes that implicit.
+    at.wrapping_sub(tag as usize) & mask
 }
 
-impl<const B: usize> Index<B> {
-    const MASK: usize = B.wrapping_sub(1);
+/// A Robin Hood index over its buckets: `Index<[Bucket; B]>` owns `B` of
+/// them; the operations are written once for `Index` (a slice of any
+/// length, a power of two), so tables of every size share their code.
+pub(crate) struct Index<S: ?Sized = [Bucket]> {
+    buckets: S,
+}
 
+impl<const B: usize> Index<[Bucket; B]> {
     /// All buckets empty. `B` must be a power of two (checked by the table).
     pub(crate) fn new() -> Self {
         Index {
             buckets: [Bucket::VACANT; B],
         }
     }
+}
+
+impl Index {
+    /// Bucket count minus one: the length is a power of two.
+    fn mask(&self) -> usize {
+        self.buckets.len().wrapping_sub(1)
+    }
 
     /// The bucket an entry with this tag would ideally sit in.
-    fn home(tag: u32) -> usize {
+    fn home(&self, tag: u32) -> usize {
         // u32 -> usize never truncates on the 32- and 64-bit targets we build.
-        tag as usize & Self::MASK
+        tag as usize & self.mask()
     }
 
     /// How far bucket `at` is from the home of `tag` (wrapping).
-    fn distance(at: usize, tag: u32) -> usize {
-        at.wrapping_sub(Self::home(tag)) & Self::MASK
+    fn distance(&self, at: usize, tag: u32) -> usize {
+        distance(self.mask(), at, tag)
     }
 
     fn bucket(&self, at: usize) -> Bucket {
         self.buckets
-            .get(at & Self::MASK)
+            .get(at & self.mask())
             .copied()
             .unwrap_or(Bucket::VACANT)
     }
@@ -66,18 +80,18 @@ impl<const B: usize> Index<B> {
         tag: u32,
         mut is_it: impl FnMut(u32) -> bool,
     ) -> Option<(usize, u32)> {
-        let mut at = Self::home(tag);
-        for dist in 0..B {
+        let mut at = self.home(tag);
+        for dist in 0..self.buckets.len() {
             let b = self.bucket(at);
             // Robin Hood invariant: had the key been inserted, it would sit
             // before any entry closer to its home than `dist`.
-            if b.pos == EMPTY || Self::distance(at, b.tag) < dist {
+            if b.pos == EMPTY || self.distance(at, b.tag) < dist {
                 return None;
             }
             if b.tag == tag && is_it(b.pos) {
                 return Some((at, b.pos));
             }
-            at = (at + 1) & Self::MASK;
+            at = (at + 1) & self.mask();
         }
         None
     }
@@ -85,10 +99,11 @@ impl<const B: usize> Index<B> {
     /// Add `(tag, pos)`; `false` only if every bucket is taken, which the
     /// table prevents by keeping `B` above its entry capacity.
     pub(crate) fn insert(&mut self, tag: u32, pos: u32) -> bool {
+        let mask = self.mask();
         let mut carry = Bucket { tag, pos };
-        let mut at = Self::home(tag);
+        let mut at = self.home(tag);
         let mut dist = 0;
-        for _ in 0..B {
+        for _ in 0..self.buckets.len() {
             let Some(slot) = self.buckets.get_mut(at) else {
                 return false;
             };
@@ -96,13 +111,13 @@ impl<const B: usize> Index<B> {
                 *slot = carry;
                 return true;
             }
-            let theirs = Self::distance(at, slot.tag);
+            let theirs = distance(mask, at, slot.tag);
             if theirs < dist {
                 // Take from the richer entry and carry it on.
                 core::mem::swap(slot, &mut carry);
                 dist = theirs;
             }
-            at = (at + 1) & Self::MASK;
+            at = (at + 1) & mask;
             dist += 1;
         }
         false
@@ -110,10 +125,10 @@ impl<const B: usize> Index<B> {
 
     /// Empty bucket `at` and shift the run after it back by one.
     pub(crate) fn remove_at(&mut self, mut at: usize) {
-        for _ in 0..B {
-            let next = (at + 1) & Self::MASK;
+        for _ in 0..self.buckets.len() {
+            let next = (at + 1) & self.mask();
             let b = self.bucket(next);
-            let stays = b.pos == EMPTY || Self::distance(next, b.tag) == 0;
+            let stays = b.pos == EMPTY || self.distance(next, b.tag) == 0;
             if let Some(slot) = self.buckets.get_mut(at) {
                 *slot = if stays { Bucket::VACANT } else { b };
             }
@@ -145,12 +160,12 @@ impl<const B: usize> Index<B> {
             seen[pos] = true;
             assert_eq!(tag_of(b.pos), Some(b.tag), "stale tag in bucket {at}");
             // No empty bucket and no poorer entry between home and here.
-            let d = Self::distance(at, b.tag);
+            let d = self.distance(at, b.tag);
             if d > 0 {
                 let prev = self.bucket(at.wrapping_sub(1));
                 assert!(prev.pos != EMPTY, "gap before bucket {at}");
                 assert!(
-                    Self::distance(at.wrapping_sub(1) & Self::MASK, prev.tag) + 1 >= d,
+                    self.distance(at.wrapping_sub(1) & self.mask(), prev.tag) + 1 >= d,
                     "Robin Hood order broken at {at}"
                 );
             }
@@ -165,7 +180,8 @@ mod test {
 
     #[test]
     fn colliding_tags_insert_find_remove() {
-        let mut ix = Index::<8>::new();
+        let mut ix = Index::<[Bucket; 8]>::new();
+        let ix: &mut Index = &mut ix;
         // Tags 1, 9, 17 share home bucket 1; tag 2 wants bucket 2.
         let tags = [1u32, 9, 2, 17, 7, 15];
         for (pos, &tag) in tags.iter().enumerate() {
@@ -189,7 +205,8 @@ mod test {
 
     #[test]
     fn full_index_refuses_and_wraps() {
-        let mut ix = Index::<4>::new();
+        let mut ix = Index::<[Bucket; 4]>::new();
+        let ix: &mut Index = &mut ix;
         for pos in 0..4 {
             // All home at bucket 3: the run wraps to 0, 1, 2.
             assert!(ix.insert(3, pos));

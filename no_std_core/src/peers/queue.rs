@@ -59,20 +59,28 @@ impl QueueHead {
     }
 }
 
-/// `SLOTS` packet buffers of `SIZE` bytes with their list links.
-pub(crate) struct PacketPool<const SLOTS: usize, const SIZE: usize> {
-    data: [[u8; SIZE]; SLOTS],
-    /// Length of the packet in each slot.
-    len: [u16; SLOTS],
+/// One packet buffer of `SIZE` bytes with its length and list link.
+pub(crate) struct Slot<const SIZE: usize> {
+    data: [u8; SIZE],
+    /// Length of the packet held.
+    len: u16,
     /// Next slot in the list this slot belongs to, or [`NIL`].
-    next: [u16; SLOTS],
+    next: u16,
+}
+
+/// A pool of packet slots with its free and dropped lists:
+/// `PacketPool<[Slot<SIZE>; SLOTS]>` owns `SLOTS` of them; the operations
+/// are written once for `PacketPool<[Slot<SIZE>]>`, so pools of every slot
+/// count share their code.
+pub(crate) struct PacketPool<S: ?Sized> {
     /// Free slots, singly linked through `next`.
     free: u16,
     /// Packets of removed peers, oldest first.
     dropped: QueueHead,
+    slots: S,
 }
 
-impl<const SLOTS: usize, const SIZE: usize> PacketPool<SLOTS, SIZE> {
+impl<const SLOTS: usize, const SIZE: usize> PacketPool<[Slot<SIZE>; SLOTS]> {
     /// Slot indices and lengths are `u16`, with `u16::MAX` as the end mark.
     const FITS_U16: () = assert!(
         SLOTS < NIL as usize && SIZE <= u16::MAX as usize,
@@ -83,33 +91,37 @@ impl<const SLOTS: usize, const SIZE: usize> PacketPool<SLOTS, SIZE> {
     pub(crate) fn new() -> Self {
         let () = Self::FITS_U16;
         PacketPool {
-            data: [[0; SIZE]; SLOTS],
-            len: [0; SLOTS],
-            // Slot i links to i + 1; the last one ends the list. The cast is
-            // exact because FITS_U16 bounds SLOTS.
-            next: core::array::from_fn(|i| if i + 1 < SLOTS { (i + 1) as u16 } else { NIL }),
             free: if SLOTS > 0 { 0 } else { NIL },
             dropped: QueueHead::EMPTY,
+            // Slot i links to i + 1; the last one ends the list. The cast is
+            // exact because FITS_U16 bounds SLOTS.
+            slots: core::array::from_fn(|i| Slot {
+                data: [0; SIZE],
+                len: 0,
+                next: if i + 1 < SLOTS { (i + 1) as u16 } else { NIL },
+            }),
         }
     }
+}
 
-    /// Largest packet a slot holds.
-    pub(crate) const fn slot_size() -> usize {
-        SIZE
+impl<const SIZE: usize> PacketPool<[Slot<SIZE>]> {
+    /// Number of slots.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     fn next_of(&self, slot: u16) -> u16 {
-        self.next.get(usize::from(slot)).copied().unwrap_or(NIL)
+        self.slots.get(usize::from(slot)).map_or(NIL, |s| s.next)
     }
 
     fn set_next(&mut self, slot: u16, to: u16) {
-        if let Some(n) = self.next.get_mut(usize::from(slot)) {
-            *n = to;
+        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+            s.next = to;
         }
     }
 
     fn len_of(&self, slot: u16) -> u16 {
-        self.len.get(usize::from(slot)).copied().unwrap_or(0)
+        self.slots.get(usize::from(slot)).map_or(0, |s| s.len)
     }
 
     /// Unlink the first slot of `q`, or `None` if it is empty.
@@ -178,12 +190,11 @@ impl<const SLOTS: usize, const SIZE: usize> PacketPool<SLOTS, SIZE> {
             _ => return Err(QueueFull::PeerLimit),
         }
         let slot = self.alloc().ok_or(QueueFull::PoolExhausted)?;
-        let i = usize::from(slot);
-        if let (Some(buf), Some(l)) = (self.data.get_mut(i), self.len.get_mut(i)) {
-            if let Some(dst) = buf.get_mut(..packet.len()) {
+        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+            if let Some(dst) = s.data.get_mut(..packet.len()) {
                 dst.copy_from_slice(packet);
             }
-            *l = len;
+            s.len = len;
         }
         let mut one = QueueHead {
             head: slot,
@@ -199,10 +210,11 @@ impl<const SLOTS: usize, const SIZE: usize> PacketPool<SLOTS, SIZE> {
     /// buffer of at least the slot size and that never happens.
     pub(crate) fn pop_into(&mut self, q: &mut QueueHead, out: &mut [u8]) -> Option<usize> {
         while let Some(slot) = self.pop_slot(q) {
-            let i = usize::from(slot);
             let len = usize::from(self.len_of(slot));
             let copied = match (
-                self.data.get(i).and_then(|b| b.get(..len)),
+                self.slots
+                    .get(usize::from(slot))
+                    .and_then(|s| s.data.get(..len)),
                 out.get_mut(..len),
             ) {
                 (Some(src), Some(dst)) => {
@@ -255,16 +267,16 @@ impl<const SLOTS: usize, const SIZE: usize> PacketPool<SLOTS, SIZE> {
     /// of `queues`), and each queue's tail and byte count are right.
     #[cfg(test)]
     pub(crate) fn check<'a>(&self, queues: impl Iterator<Item = &'a QueueHead>) {
-        let mut owner = std::vec![false; SLOTS];
+        let mut owner = std::vec![false; self.slots.len()];
         let mut walk = |head: u16, tail: Option<u16>, bytes: Option<u16>| {
             let (mut slot, mut last, mut total) = (head, NIL, 0usize);
             while slot != NIL {
                 let i = usize::from(slot);
                 assert!(!owner[i], "slot {i} on two lists (or a cycle)");
                 owner[i] = true;
-                total += usize::from(self.len[i]);
+                total += usize::from(self.slots[i].len);
                 last = slot;
-                slot = self.next[i];
+                slot = self.slots[i].next;
             }
             if let Some(tail) = tail {
                 assert_eq!(last, tail, "stale tail");
@@ -288,7 +300,7 @@ impl<const SLOTS: usize, const SIZE: usize> PacketPool<SLOTS, SIZE> {
         let mut slot = self.free;
         while slot != NIL {
             n += 1;
-            slot = self.next[usize::from(slot)];
+            slot = self.slots[usize::from(slot)].next;
         }
         n
     }
@@ -300,7 +312,12 @@ mod test {
     use std::vec;
     use std::vec::Vec;
 
-    type Pool = PacketPool<4, 8>;
+    type Pool = PacketPool<[Slot<8>]>;
+
+    /// Four slots of 8 bytes.
+    fn new_pool() -> PacketPool<[Slot<8>; 4]> {
+        PacketPool::new()
+    }
 
     fn drain(pool: &mut Pool, q: &mut QueueHead) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -313,14 +330,15 @@ mod test {
 
     #[test]
     fn fifo_order_and_byte_count() {
-        let mut pool = Pool::new();
+        let mut pool = new_pool();
+        let pool: &mut Pool = &mut pool;
         let mut q = QueueHead::EMPTY;
         pool.push(&mut q, b"one", 100).unwrap();
         pool.push(&mut q, b"two!", 100).unwrap();
         pool.push(&mut q, b"", 100).unwrap();
         assert_eq!(q.bytes(), 7);
         assert_eq!(pool.free_slots(), 1);
-        assert_eq!(drain(&mut pool, &mut q), [&b"one"[..], b"two!", b""]);
+        assert_eq!(drain(pool, &mut q), [&b"one"[..], b"two!", b""]);
         assert!(q.is_empty());
         assert_eq!(q.bytes(), 0);
         assert_eq!(pool.free_slots(), 4);
@@ -328,7 +346,8 @@ mod test {
 
     #[test]
     fn refusals() {
-        let mut pool = Pool::new();
+        let mut pool = new_pool();
+        let pool: &mut Pool = &mut pool;
         let mut a = QueueHead::EMPTY;
         let mut b = QueueHead::EMPTY;
         assert_eq!(pool.push(&mut a, &[0; 9], 100), Err(QueueFull::TooLong));
@@ -344,15 +363,13 @@ mod test {
         pool.clear(&mut a);
         assert!(a.is_empty());
         pool.push(&mut b, &[5; 1], 100).unwrap();
-        assert_eq!(
-            drain(&mut pool, &mut b),
-            [vec![3; 8], vec![4; 8], vec![5; 1]]
-        );
+        assert_eq!(drain(pool, &mut b), [vec![3; 8], vec![4; 8], vec![5; 1]]);
     }
 
     #[test]
     fn dropped_packets_drain_in_order_and_are_reclaimed() {
-        let mut pool = Pool::new();
+        let mut pool = new_pool();
+        let pool: &mut Pool = &mut pool;
         let mut a = QueueHead::EMPTY;
         let mut b = QueueHead::EMPTY;
         pool.push(&mut a, b"a1", 100).unwrap();
@@ -378,7 +395,8 @@ mod test {
 
     #[test]
     fn short_output_buffer_drops_that_packet_only() {
-        let mut pool = Pool::new();
+        let mut pool = new_pool();
+        let pool: &mut Pool = &mut pool;
         let mut q = QueueHead::EMPTY;
         pool.push(&mut q, b"longpkt", 100).unwrap();
         pool.push(&mut q, b"ok", 100).unwrap();
@@ -390,7 +408,8 @@ mod test {
 
     #[test]
     fn zero_slot_pool_refuses() {
-        let mut pool = PacketPool::<0, 8>::new();
+        let mut pool = PacketPool::<[Slot<8>; 0]>::new();
+        let pool: &mut Pool = &mut pool;
         let mut q = QueueHead::EMPTY;
         assert_eq!(pool.push(&mut q, b"x", 100), Err(QueueFull::PoolExhausted));
         assert_eq!(pool.pop_into(&mut q, &mut [0; 8]), None);

@@ -58,7 +58,8 @@ impl<R: Rng, const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
             return Output::None;
         }
         // Case 1: trusted and valid peer.
-        if let Some(peer) = self.peering.peers.get_mut(&dst) {
+        let id = self.peering.peers.lookup(&dst);
+        if let Some(peer) = id.and_then(|id| self.peering.peers.peer_mut(id)) {
             if peer.may_send_direct(now) {
                 peer.record_tx(now);
                 bump(&mut self.stats.sent_direct);
@@ -71,7 +72,7 @@ impl<R: Rng, const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
         }
         // Case 3 for every cone bit (RFC 5991 §3.2): an untrusted entry,
         // made if needed (within the flood limits), a queue and bubbles.
-        let id = match self.peering.peers.lookup(&dst) {
+        let id = match id {
             Some(id) => id,
             None => {
                 if !self.new_peers.for_server(teredo.server(), now) {

@@ -85,6 +85,7 @@ use core::marker::PhantomData;
 use core::net::{Ipv6Addr, SocketAddrV4};
 
 use crate::addr::{self, TeredoAddr, DEFAULT_PREFIX, TEREDO_PORT};
+use crate::counter::bump;
 use crate::nonce::{KeyedHash, Rng};
 use crate::peers::{Peer, PeerTable};
 use crate::time::Instant;
@@ -355,6 +356,8 @@ impl Stats {
         self.drops.iter().fold(0, |a, &b| a.saturating_add(b))
     }
 
+    /// Out of line, as [`bump`]: it is called at a dozen sites.
+    #[inline(never)]
     fn drop(&mut self, reason: Drop) {
         if let Some(n) = self.drops.get_mut(reason.index()) {
             bump(n);
@@ -401,32 +404,30 @@ impl fmt::Display for Stats {
     }
 }
 
-/// Add one to a counter (saturating).
-fn bump(counter: &mut u64) {
-    *counter = counter.saturating_add(1);
-}
-
 impl Counters for Stats {
     fn count(&mut self, what: Count) {
-        match what {
-            Count::Queued => bump(&mut self.queued),
+        // One counter per event, picked by a match that only computes an
+        // address: a single increment serves every arm.
+        let counter = match what {
+            Count::Queued => &mut self.queued,
             Count::Flushed { bytes } => {
-                bump(&mut self.flushed);
                 self.to_clients.add(bytes);
+                &mut self.flushed
             }
-            Count::BubbleSent => bump(&mut self.bubbles_sent),
+            Count::BubbleSent => &mut self.bubbles_sent,
             // The relay runs no echo tests (RFC 4380 §5.4 uses bubbles).
-            Count::EchoSent => {}
-            Count::PeerTrusted => bump(&mut self.peers_trusted),
-            Count::IcmpSent => bump(&mut self.icmp_errors_sent),
-            Count::IcmpLimited => bump(&mut self.icmp_errors_limited),
-            Count::BufferTooSmall => bump(&mut self.transmit_buffer_too_small),
-            Count::TableFull => self.drop(Drop::PeerTableFull),
-            Count::QueueFull => self.drop(Drop::QueueFull),
-            Count::Unreachable => self.drop(Drop::Unreachable),
-            Count::GaveUp => self.drop(Drop::GaveUp),
-            Count::PeerRemoved => self.drop(Drop::PeerRemoved),
-        }
+            Count::EchoSent => return,
+            Count::PeerTrusted => &mut self.peers_trusted,
+            Count::IcmpSent => &mut self.icmp_errors_sent,
+            Count::IcmpLimited => &mut self.icmp_errors_limited,
+            Count::BufferTooSmall => &mut self.transmit_buffer_too_small,
+            Count::TableFull => return self.drop(Drop::PeerTableFull),
+            Count::QueueFull => return self.drop(Drop::QueueFull),
+            Count::Unreachable => return self.drop(Drop::Unreachable),
+            Count::GaveUp => return self.drop(Drop::GaveUp),
+            Count::PeerRemoved => return self.drop(Drop::PeerRemoved),
+        };
+        bump(counter);
     }
 }
 

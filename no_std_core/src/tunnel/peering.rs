@@ -28,8 +28,8 @@ use smoltcp::wire::Icmpv6DstUnreachable;
 use super::Output;
 use crate::limits::TokenBucket;
 use crate::peers::peer::{BUBBLE_SPACING, ECHO_RETRY, MAX_BUBBLES, MAX_ECHOES};
-use crate::peers::{InsertError, Peer, PeerId, PeerTable};
-use crate::time::{Duration, Instant};
+use crate::peers::{InsertError, Peer, PeerId, PeerTable, Table};
+use crate::time::{earliest, Duration, Instant};
 use crate::wire::{bubble, icmp_error, Error};
 
 /// Hop limit of our bubbles: 0, as Miredo sends them. A bubble is never
@@ -179,6 +179,11 @@ fn work_for(
 }
 
 /// The peer table with its queues, timers and ICMPv6 error limiter.
+///
+/// A thin shell: each operation hands the table with its capacities erased
+/// ([`Table`]) and the rest of the state to [`Reach`], where the logic is
+/// written once for the client's and the relay's table sizes (the role and
+/// its counters come in as trait objects for the same reason).
 pub(crate) struct Peering<
     const N: usize,
     const B: usize,
@@ -186,6 +191,11 @@ pub(crate) struct Peering<
     const SLOT_SIZE: usize,
 > {
     pub(crate) peers: PeerTable<N, B, SLOTS, SLOT_SIZE>,
+    pub(crate) sched: Schedule,
+}
+
+/// Everything [`Peering`] keeps besides the table.
+pub(crate) struct Schedule {
     /// ICMPv6 errors to the tunnel (RFC 4443 §2.4(f)).
     icmp_limit: TokenBucket,
     /// Earliest instant some peer needs work; `None` when none does. May be
@@ -195,6 +205,13 @@ pub(crate) struct Peering<
     pub(crate) pending: Option<PendingBubble>,
 }
 
+impl Schedule {
+    /// Some peer may need work from `at` on.
+    pub(crate) fn wake(&mut self, at: Instant) {
+        self.next_due = earliest(self.next_due, Some(at));
+    }
+}
+
 impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     Peering<N, B, SLOTS, SLOT_SIZE>
 {
@@ -202,56 +219,50 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     pub(crate) fn new(table_key: [u8; 16], now: Instant) -> Self {
         Peering {
             peers: PeerTable::new(table_key),
-            icmp_limit: TokenBucket::icmp_default(now),
-            next_due: None,
-            next_sweep: now + EXPIRY_SWEEP,
-            pending: None,
+            sched: Schedule {
+                icmp_limit: TokenBucket::icmp_default(now),
+                next_due: None,
+                next_sweep: now + EXPIRY_SWEEP,
+                pending: None,
+            },
+        }
+    }
+
+    /// The table with its capacities erased, and the schedule.
+    fn reach(&mut self) -> Reach<'_, SLOT_SIZE> {
+        Reach {
+            peers: self.peers.table(),
+            sched: &mut self.sched,
         }
     }
 
     /// Forget every peer and every queued packet.
     pub(crate) fn clear(&mut self) {
-        loop {
-            let Some(id) = self.peers.iter().map(|(id, _)| id).next() else {
-                break;
-            };
-            self.peers.remove_id(id);
-        }
-        self.peers.clear_dropped();
-        self.pending = None;
-        self.next_due = None;
+        self.reach().clear();
     }
 
     /// Some peer may need work from `at` on.
     pub(crate) fn wake(&mut self, at: Instant) {
-        self.next_due = Some(self.next_due.map_or(at, |t| t.min(at)));
+        self.sched.wake(at);
     }
 
     /// Wake at `now` if peer `id` has packets queued (it may have become
     /// trusted: flush them).
     pub(crate) fn wake_if_queued(&mut self, now: Instant, id: PeerId) {
-        if self.peers.has_queued(id) {
-            self.wake(now);
-        }
+        self.reach().wake_if_queued(now, id);
     }
 
     /// Earliest instant the owner wants `handle_timeout` (or
     /// `poll_transmit`) called.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let sweep = (!self.peers.is_empty()).then_some(self.next_sweep);
-        match (self.next_due, sweep) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let sweep = (!self.peers.is_empty()).then_some(self.sched.next_sweep);
+        earliest(self.sched.next_due, sweep)
     }
 
     /// Periodic work: sweep idle peers out (their queued packets then get
     /// ICMPv6 errors from [`Self::poll_transmit`]).
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        if now >= self.next_sweep {
-            self.next_sweep = now + EXPIRY_SWEEP;
-            self.peers.expire(now, N);
-        }
+        self.reach().handle_timeout(now);
     }
 
     /// Add `peer`; `None` (counted) if the table is full of active trusted
@@ -260,22 +271,9 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         &mut self,
         peer: Peer,
         now: Instant,
-        stats: &mut impl Counters,
+        stats: &mut dyn Counters,
     ) -> Option<PeerId> {
-        match self.peers.insert(peer, now) {
-            Ok(inserted) => {
-                if inserted.evicted.is_some() {
-                    // Its queued packets wait for ICMPv6 errors.
-                    self.wake(now);
-                }
-                Some(inserted.id)
-            }
-            Err(InsertError::Exists(id)) => Some(id),
-            Err(InsertError::Full) => {
-                stats.count(Count::TableFull);
-                None
-            }
-        }
+        self.reach().insert(peer, now, stats)
     }
 
     /// The peer proved `mapping` (RFC 4380 §5.2.3 rules 2 and 3, §5.4.2):
@@ -287,20 +285,9 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         id: Option<PeerId>,
         new: Peer,
         mapping: SocketAddrV4,
-        stats: &mut impl Counters,
+        stats: &mut dyn Counters,
     ) -> Option<PeerId> {
-        let (id, known) = match id {
-            Some(id) => (id, true),
-            None => (self.insert(new, now, stats)?, false),
-        };
-        if let Some(peer) = self.peers.peer_mut(id) {
-            if !(known && peer.is_trusted() && peer.mapping() == mapping) {
-                stats.count(Count::PeerTrusted);
-            }
-            peer.mark_trusted(mapping, now);
-        }
-        self.wake_if_queued(now, id);
-        Some(id)
+        self.reach().trust(now, id, new, mapping, stats)
     }
 
     /// Queue `packet` for peer `id` while it is being reached, or refuse it
@@ -308,44 +295,54 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     pub(crate) fn queue<'a>(
         &mut self,
         now: Instant,
-        role: &impl Role,
+        role: &dyn Role,
         id: PeerId,
         packet: &[u8],
         out: &'a mut [u8],
-        stats: &mut impl Counters,
+        stats: &mut dyn Counters,
     ) -> Output<'a> {
-        let Some(peer) = self.peers.peer(id) else {
-            return Output::None;
-        };
-        let exhausted = match role.procedure(peer) {
-            Procedure::Bubbles => !peer.may_send_bubble(now) && peer.bubbles_exhausted(now),
-            Procedure::EchoTest => peer.echo_test_failed(now),
-        };
-        if exhausted {
-            stats.count(Count::Unreachable);
-            let reason = Icmpv6DstUnreachable::AddrUnreachable;
-            return self.refuse(now, role.icmp_source(), reason, packet, out, stats);
-        }
-        if self.peers.enqueue(id, packet).is_err() {
-            stats.count(Count::QueueFull);
-            return Output::None;
-        }
-        stats.count(Count::Queued);
-        self.wake(now);
-        Output::None
+        self.reach().queue(now, role, id, packet, out, stats)
     }
 
+    /// Answer `packet` with an ICMPv6 Destination Unreachable from `src` to
+    /// the tunnel (rate-limited; nothing if that is not allowed).
+    pub(crate) fn refuse<'a>(
+        &mut self,
+        now: Instant,
+        src: Ipv6Addr,
+        reason: Icmpv6DstUnreachable,
+        packet: &[u8],
+        out: &'a mut [u8],
+        stats: &mut dyn Counters,
+    ) -> Output<'a> {
+        self.sched.refuse(now, src, reason, packet, out, stats)
+    }
+
+    /// The next datagram or tunnel packet due, written into `out`:
+    /// `(Some(to), len)` for UDP, `(None, len)` for the tunnel.
+    pub(crate) fn poll_transmit(
+        &mut self,
+        now: Instant,
+        role: &dyn Role,
+        out: &mut [u8],
+        stats: &mut dyn Counters,
+    ) -> Option<(Option<SocketAddrV4>, usize)> {
+        self.reach().poll_transmit(now, role, out, stats)
+    }
+}
+
+impl Schedule {
     /// Write an ICMPv6 Destination Unreachable from `src` about `offending`
     /// into `out`, if RFC 4443 §2.4(e) allows one and the rate limit has a
     /// token (RFC 4443 §2.4(f)).
-    pub(crate) fn icmp_error(
+    fn icmp_error(
         &mut self,
         now: Instant,
         src: Ipv6Addr,
         reason: Icmpv6DstUnreachable,
         offending: &[u8],
         out: &mut [u8],
-        stats: &mut impl Counters,
+        stats: &mut dyn Counters,
     ) -> Option<usize> {
         if !icmp_error::may_answer(offending) {
             return None;
@@ -366,33 +363,129 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         }
     }
 
-    /// Answer `packet` with an ICMPv6 Destination Unreachable from `src` to
-    /// the tunnel (rate-limited; nothing if that is not allowed).
-    pub(crate) fn refuse<'a>(
+    /// See [`Peering::refuse`].
+    fn refuse<'a>(
         &mut self,
         now: Instant,
         src: Ipv6Addr,
         reason: Icmpv6DstUnreachable,
         packet: &[u8],
         out: &'a mut [u8],
-        stats: &mut impl Counters,
+        stats: &mut dyn Counters,
     ) -> Output<'a> {
         match self.icmp_error(now, src, reason, packet, out, stats) {
             Some(len) => Output::Tunnel(out.get(..len).unwrap_or(&[])),
             None => Output::None,
         }
     }
+}
 
-    /// The next datagram or tunnel packet due, written into `out`:
-    /// `(Some(to), len)` for UDP, `(None, len)` for the tunnel.
-    pub(crate) fn poll_transmit(
+/// [`Peering`] with its table's capacities erased: the body of each of its
+/// operations (documented on the shell).
+struct Reach<'a, const SLOT_SIZE: usize> {
+    peers: Table<'a, SLOT_SIZE>,
+    sched: &'a mut Schedule,
+}
+
+impl<const SLOT_SIZE: usize> Reach<'_, SLOT_SIZE> {
+    fn clear(&mut self) {
+        self.peers.clear_all();
+        self.sched.pending = None;
+        self.sched.next_due = None;
+    }
+
+    fn wake_if_queued(&mut self, now: Instant, id: PeerId) {
+        if self.peers.has_queued(id) {
+            self.sched.wake(now);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.sched.next_sweep {
+            self.sched.next_sweep = now + EXPIRY_SWEEP;
+            let whole_table = self.peers.capacity();
+            self.peers.expire(now, whole_table);
+        }
+    }
+
+    fn insert(&mut self, peer: Peer, now: Instant, stats: &mut dyn Counters) -> Option<PeerId> {
+        match self.peers.insert(peer, now) {
+            Ok(inserted) => {
+                if inserted.evicted.is_some() {
+                    // Its queued packets wait for ICMPv6 errors.
+                    self.sched.wake(now);
+                }
+                Some(inserted.id)
+            }
+            Err(InsertError::Exists(id)) => Some(id),
+            Err(InsertError::Full) => {
+                stats.count(Count::TableFull);
+                None
+            }
+        }
+    }
+
+    fn trust(
         &mut self,
         now: Instant,
-        role: &impl Role,
+        id: Option<PeerId>,
+        new: Peer,
+        mapping: SocketAddrV4,
+        stats: &mut dyn Counters,
+    ) -> Option<PeerId> {
+        let (id, known) = match id {
+            Some(id) => (id, true),
+            None => (self.insert(new, now, stats)?, false),
+        };
+        if let Some(peer) = self.peers.peer_mut(id) {
+            if !(known && peer.is_trusted() && peer.mapping() == mapping) {
+                stats.count(Count::PeerTrusted);
+            }
+            peer.mark_trusted(mapping, now);
+        }
+        self.wake_if_queued(now, id);
+        Some(id)
+    }
+
+    fn queue<'a>(
+        &mut self,
+        now: Instant,
+        role: &dyn Role,
+        id: PeerId,
+        packet: &[u8],
+        out: &'a mut [u8],
+        stats: &mut dyn Counters,
+    ) -> Output<'a> {
+        let Some(peer) = self.peers.peer(id) else {
+            return Output::None;
+        };
+        let exhausted = match role.procedure(peer) {
+            Procedure::Bubbles => !peer.may_send_bubble(now) && peer.bubbles_exhausted(now),
+            Procedure::EchoTest => peer.echo_test_failed(now),
+        };
+        if exhausted {
+            stats.count(Count::Unreachable);
+            let reason = Icmpv6DstUnreachable::AddrUnreachable;
+            let src = role.icmp_source();
+            return self.sched.refuse(now, src, reason, packet, out, stats);
+        }
+        if self.peers.enqueue(id, packet).is_err() {
+            stats.count(Count::QueueFull);
+            return Output::None;
+        }
+        stats.count(Count::Queued);
+        self.sched.wake(now);
+        Output::None
+    }
+
+    fn poll_transmit(
+        &mut self,
+        now: Instant,
+        role: &dyn Role,
         out: &mut [u8],
-        stats: &mut impl Counters,
+        stats: &mut dyn Counters,
     ) -> Option<(Option<SocketAddrV4>, usize)> {
-        if let Some(p) = self.pending.take() {
+        if let Some(p) = self.sched.pending.take() {
             if let Some(len) = emit_bubble(p.src, p.dst, out, stats) {
                 stats.count(Count::BubbleSent);
                 return Some((Some(p.to), len));
@@ -408,7 +501,8 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         }
         // Each pass either returns, or consumes one queued packet or peer,
         // or finds nothing due; the bound only guards against a logic error.
-        for _ in 0..SLOTS.saturating_add(N).saturating_add(1) {
+        let bound = self.peers.slots().saturating_add(self.peers.capacity());
+        for _ in 0..=bound {
             let (id, work) = self.next_work(now, role)?;
             if let Some(sent) = self.do_work(now, role, id, work, out, stats) {
                 return Some(sent);
@@ -419,21 +513,21 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
 
     /// The first peer with work due at `now`; recomputes `next_due` when
     /// there is none.
-    fn next_work(&mut self, now: Instant, role: &impl Role) -> Option<(PeerId, Work)> {
-        if self.next_due.is_none_or(|t| now < t) {
+    fn next_work(&mut self, now: Instant, role: &dyn Role) -> Option<(PeerId, Work)> {
+        if self.sched.next_due.is_none_or(|t| now < t) {
             return None;
         }
-        let mut earliest: Option<Instant> = None;
+        let mut due: Option<Instant> = None;
         for (id, peer) in self.peers.iter() {
             let queued = self.peers.has_queued(id);
             if let Some((at, work)) = work_for(peer, queued, role.procedure(peer), now) {
                 if at <= now {
                     return Some((id, work));
                 }
-                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                due = earliest(due, Some(at));
             }
         }
-        self.next_due = earliest;
+        self.sched.next_due = due;
         None
     }
 
@@ -442,11 +536,11 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     fn do_work(
         &mut self,
         now: Instant,
-        role: &impl Role,
+        role: &dyn Role,
         id: PeerId,
         work: Work,
         out: &mut [u8],
-        stats: &mut impl Counters,
+        stats: &mut dyn Counters,
     ) -> Option<(Option<SocketAddrV4>, usize)> {
         let peer = self.peers.peer(id)?.clone();
         match work {
@@ -474,7 +568,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
                     (None, Some(indirect)) => (indirect, None),
                     (None, None) => return None,
                 };
-                self.pending = second.map(|to| PendingBubble {
+                self.sched.pending = second.map(|to| PendingBubble {
                     to,
                     src: plan.src,
                     dst: peer.addr(),
@@ -517,17 +611,18 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     fn unreachable_in_place(
         &mut self,
         now: Instant,
-        role: &impl Role,
+        role: &dyn Role,
         len: usize,
         out: &mut [u8],
-        stats: &mut impl Counters,
+        stats: &mut dyn Counters,
     ) -> Option<usize> {
         // The error quotes the packet, so it is built from a copy.
         let mut packet = [0u8; SLOT_SIZE];
         let offending = packet.get_mut(..len)?;
         offending.copy_from_slice(out.get(..len)?);
         let reason = Icmpv6DstUnreachable::AddrUnreachable;
-        self.icmp_error(now, role.icmp_source(), reason, offending, out, stats)
+        self.sched
+            .icmp_error(now, role.icmp_source(), reason, offending, out, stats)
     }
 }
 
@@ -536,7 +631,7 @@ pub(crate) fn emit_bubble(
     src: Ipv6Addr,
     dst: Ipv6Addr,
     out: &mut [u8],
-    stats: &mut impl Counters,
+    stats: &mut dyn Counters,
 ) -> Option<usize> {
     match bubble::emit(src, dst, BUBBLE_HOP_LIMIT, out) {
         Ok(len) => Some(len),
