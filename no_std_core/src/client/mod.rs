@@ -64,6 +64,7 @@ use crate::counter::bump;
 use crate::nonce::Rng;
 use crate::peers::PeerTable;
 use crate::time::{earliest, Duration, Instant};
+use crate::wire::encap;
 
 pub use crate::tunnel::{Destination, Output, Transmit, EXPIRY_SWEEP};
 pub use datapath::DataDrop;
@@ -533,13 +534,17 @@ impl<R: Rng, const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE
             events: &mut self.events,
             stats: &mut self.stats,
         };
-        let consumed = self.qualifier.handle_udp(now, remote, datagram, &mut ctx);
+        // Parsed once, for qualification and the data path alike.
+        let repr = encap::Repr::parse(datagram).ok();
+        let consumed = self
+            .qualifier
+            .handle_udp(now, remote, repr.as_ref(), &mut ctx);
         self.sync_address();
         if consumed {
             return Output::None;
         }
         self.data
-            .handle_udp(now, remote, datagram, out, &mut self.stats)
+            .handle_udp(now, remote, repr, out, &mut self.stats)
     }
 
     /// Handles one IPv6 packet read from the tunnel (RFC 4380 §5.2.4);

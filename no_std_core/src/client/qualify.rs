@@ -119,14 +119,11 @@ impl RaDrop {
     }
 }
 
-/// Whether a UDP payload carries a Router Advertisement (a well-formed
-/// Teredo payload whose IPv6 packet is ICMPv6 type 134). Such datagrams
-/// belong to qualification whatever their validity: the data path must never
-/// hand a server's (or an attacker's) RA to the host's IPv6 stack.
-fn is_router_advertisement(datagram: &[u8]) -> bool {
-    let Ok(repr) = encap::Repr::parse(datagram) else {
-        return false;
-    };
+/// Whether a well-formed Teredo payload carries a Router Advertisement (its
+/// IPv6 packet is ICMPv6 type 134). Such datagrams belong to qualification
+/// whatever their validity: the data path must never hand a server's (or an
+/// attacker's) RA to the host's IPv6 stack.
+fn is_router_advertisement(repr: &encap::Repr<'_>) -> bool {
     let Ok(ipv6) = Ipv6Packet::new_checked(repr.ipv6) else {
         return false;
     };
@@ -151,13 +148,12 @@ struct Answer {
 /// §5.2.5, RFC 4861 §6.1.2). The sender checks (UDP source) depend on the
 /// exchange and are the caller's.
 fn validate_ra(
-    datagram: &[u8],
+    repr: &encap::Repr<'_>,
     nonce: [u8; 8],
     server: Ipv4Addr,
     prefix: [u8; 4],
     now: Instant,
 ) -> Result<Answer, RaDrop> {
-    let repr = encap::Repr::parse(datagram).map_err(|_| RaDrop::InvalidRa)?;
     let auth = repr.auth.ok_or(RaDrop::NoAuth)?;
     if auth.nonce != nonce {
         return Err(RaDrop::WrongNonce);
@@ -388,11 +384,13 @@ impl Qualifier {
         self.start_qualify(now, 0, 0);
     }
 
+    /// A datagram from `remote`, parsed if it is a Teredo payload: whether it
+    /// was a Router Advertisement, which qualification consumes.
     pub(super) fn handle_udp<R: Rng>(
         &mut self,
         now: Instant,
         remote: SocketAddrV4,
-        datagram: &[u8],
+        repr: Option<&encap::Repr<'_>>,
         ctx: &mut Ctx<'_, R>,
     ) -> bool {
         // RFC 4380 §5.2.3: any packet from the server refreshes "last
@@ -405,10 +403,10 @@ impl Qualifier {
                 current.last_rx = now;
             }
         }
-        if !is_router_advertisement(datagram) {
+        let Some(repr) = repr.filter(|r| is_router_advertisement(r)) else {
             return false;
-        }
-        if let Err(reason) = self.handle_ra(now, remote, datagram, ctx) {
+        };
+        if let Err(reason) = self.handle_ra(now, remote, repr, ctx) {
             ctx.stats.count_ra_drop(reason);
         }
         true
@@ -419,7 +417,7 @@ impl Qualifier {
         &mut self,
         now: Instant,
         remote: SocketAddrV4,
-        datagram: &[u8],
+        repr: &encap::Repr<'_>,
         ctx: &mut Ctx<'_, R>,
     ) -> Result<(), RaDrop> {
         let Phase::Soliciting(s) = &mut self.phase else {
@@ -439,7 +437,7 @@ impl Qualifier {
             }
         };
         let nonce = leg.nonce.ok_or(RaDrop::Unsolicited)?;
-        let answer = validate_ra(datagram, nonce, server, self.config.prefix, now)?;
+        let answer = validate_ra(repr, nonce, server, self.config.prefix, now)?;
         leg.nonce = None;
         // An answer to the previous RS cancels a resend not yet sent.
         leg.due = false;

@@ -21,35 +21,42 @@ use super::echo_test::ECHO_IDENT;
 impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     DataPath<N, B, SLOTS, SLOT_SIZE>
 {
-    /// One datagram from `remote`: delivered to the tunnel (borrowing the
-    /// datagram), answered (a bubble or an echo request in `out`), or
-    /// consumed.
+    /// One datagram from `remote` (`None` if it is not a Teredo payload):
+    /// delivered to the tunnel (borrowing the datagram), answered (a bubble
+    /// or an echo request in `out`), or consumed.
     pub(super) fn handle_udp<'a>(
         &mut self,
         now: Instant,
         remote: SocketAddrV4,
-        datagram: &'a [u8],
+        repr: Option<encap::Repr<'a>>,
         out: &'a mut [u8],
         stats: &mut Stats,
     ) -> Output<'a> {
-        let Some(link) = self.link else {
-            stats.count_data_drop(DataDrop::NotQualified);
-            return Output::None;
-        };
+        // Every drop is counted here, once.
+        self.receive(now, remote, repr, out, stats)
+            .unwrap_or_else(|reason| {
+                stats.count_data_drop(reason);
+                Output::None
+            })
+    }
+
+    /// [`Self::handle_udp`], with the reason of a drop as the error.
+    fn receive<'a>(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        repr: Option<encap::Repr<'a>>,
+        out: &'a mut [u8],
+        stats: &mut Stats,
+    ) -> Result<Output<'a>, DataDrop> {
+        let link = self.link.ok_or(DataDrop::NotQualified)?;
         // Not a Teredo payload, or an IPv6 packet longer than the datagram:
         // drop silently (RFC 4380 §5.2.3; trailing bytes are RFC 6081
         // trailers, §4).
-        let Ok(repr) = encap::Repr::parse(datagram) else {
-            stats.count_data_drop(DataDrop::Malformed);
-            return Output::None;
-        };
-        let Ok(header) = Ipv6Packet::new_checked(repr.ipv6) else {
-            stats.count_data_drop(DataDrop::Malformed);
-            return Output::None;
-        };
+        let repr = repr.ok_or(DataDrop::Malformed)?;
+        let header = Ipv6Packet::new_checked(repr.ipv6).map_err(|_| DataDrop::Malformed)?;
         if Trailers::new(repr.trailers).any(|t| t.must_drop()) {
-            stats.count_data_drop(DataDrop::Trailer);
-            return Output::None;
+            return Err(DataDrop::Trailer);
         }
         let (src, dst) = (header.src_addr(), header.dst_addr());
         let is_bubble = bubble::is_bubble(repr.ipv6);
@@ -58,7 +65,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
             if let Some(reply) = self.server_answer(&link, src, dst, is_bubble, repr.origin) {
                 if is_bubble {
                     bump(&mut stats.bubbles_received);
-                    return match emit_bubble(ours, reply.dst, out, stats) {
+                    return Ok(match emit_bubble(ours, reply.dst, out, stats) {
                         Some(len) => {
                             bump(&mut stats.bubbles_sent);
                             Output::Udp {
@@ -67,26 +74,24 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
                             }
                         }
                         None => Output::None,
-                    };
+                    });
                 }
                 self.peering.sched.pending = Some(reply);
             }
             if is_bubble {
                 // Bubbles only open NAT state; never delivered.
                 bump(&mut stats.bubbles_received);
-                return Output::None;
+                return Ok(Output::None);
             }
             // Other packets go on: the server may be a relay too.
         }
         if addr::is_link_local(src) {
-            stats.count_data_drop(DataDrop::LinkLocalSource);
-            return Output::None;
+            return Err(DataDrop::LinkLocalSource);
         }
         // Link-local destinations only for bubbles (answers to a peer's
         // tagged bubble source); multicast never.
         if dst != ours && !(is_bubble && addr::is_link_local(dst)) {
-            stats.count_data_drop(DataDrop::WrongDestination);
-            return Output::None;
+            return Err(DataDrop::WrongDestination);
         }
         let id = self.peering.peers.lookup(&src);
         // Rule 2, checked before rule 1: an echo reply carrying our nonce,
@@ -107,7 +112,7 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
                 for _ in 0..self.held.verified(now, src, remote) {
                     stats.count_data_drop(DataDrop::WrongRelay);
                 }
-                return Output::None;
+                return Ok(Output::None);
             }
         }
         // Rule 1: trusted entry, packet from its mapping.
@@ -116,39 +121,36 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
                 if peer.is_trusted() && peer.mapping() == remote {
                     peer.record_direct_response(now);
                     self.peering.wake_if_queued(now, id);
-                    return deliver(repr.ipv6, is_bubble, stats);
+                    return Ok(deliver(repr.ipv6, is_bubble, stats));
                 }
             }
         }
         // An echo reply in our test's format that did not verify, from
         // anyone but a trusted peer: a forgery or a stale answer.
         if is_our_echo_reply(repr.ipv6) {
-            stats.count_data_drop(DataDrop::BadEchoNonce);
-            return Output::None;
+            return Err(DataDrop::BadEchoNonce);
         }
         // Rule 3: a Teredo source whose embedded mapping is the UDP source.
         if let Some(teredo) = link.teredo(src) {
             if teredo.mapped() != remote {
-                stats.count_data_drop(DataDrop::SpoofedTeredoSource);
-                return Output::None;
+                return Err(DataDrop::SpoofedTeredoSource);
             }
             let new = Peer::new_from_teredo_source(src, remote, now);
             // No room for an entry: delivering the packet is still right.
             self.peering.trust(now, id, new, remote, stats);
-            return deliver(repr.ipv6, is_bubble, stats);
+            return Ok(deliver(repr.ipv6, is_bubble, stats));
         }
         // Rule 6: a native source through a relay we have not verified.
-        let Some(id) = self.test_entry(now, id, src, stats) else {
-            stats.count_data_drop(DataDrop::Unverified);
-            return Output::None;
-        };
+        let id = self
+            .test_entry(now, id, src, stats)
+            .ok_or(DataDrop::Unverified)?;
         if is_bubble {
             // Nothing to deliver later: a bubble is consumed anyway.
             stats.count_data_drop(DataDrop::Unverified);
         } else {
             self.hold_inbound(now, id, src, remote, repr.ipv6, stats);
         }
-        self.test_source(now, &link, id, src, out, stats)
+        Ok(self.test_source(now, &link, id, src, out, stats))
     }
 
     /// RFC 4380 §5.2.3, a packet from our server: the bubble that answers
@@ -265,8 +267,6 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
     }
 }
 
-/// Accepted: bubbles are consumed (RFC 4380 §5.2.3), the rest goes to the
-/// tunnel as it arrived, without Teredo headers or trailers.
 /// Whether `ipv6` looks like an ICMPv6 Echo Reply to one of our
 /// connectivity tests (our identifier), judged from fixed offsets without
 /// parsing or checksumming: it runs before rule 1, on every packet.
@@ -281,6 +281,8 @@ fn is_our_echo_reply(ipv6: &[u8]) -> bool {
         && ipv6.get(ECHO_IDENT_AT..ECHO_IDENT_AT + 2) == Some(&ECHO_IDENT.to_be_bytes()[..])
 }
 
+/// Accepted: bubbles are consumed (RFC 4380 §5.2.3), the rest goes to the
+/// tunnel as it arrived, without Teredo headers or trailers.
 fn deliver<'a>(ipv6: &'a [u8], is_bubble: bool, stats: &mut Stats) -> Output<'a> {
     if is_bubble {
         bump(&mut stats.bubbles_received);

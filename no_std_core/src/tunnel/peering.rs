@@ -228,7 +228,10 @@ impl<const N: usize, const B: usize, const SLOTS: usize, const SLOT_SIZE: usize>
         }
     }
 
-    /// The table with its capacities erased, and the schedule.
+    /// The table with its capacities erased, and the schedule. Out of line:
+    /// building the view takes a dozen instructions, and every operation of
+    /// the shell starts with it.
+    #[inline(never)]
     fn reach(&mut self) -> Reach<'_, SLOT_SIZE> {
         Reach {
             peers: self.peers.table(),

@@ -9,19 +9,26 @@
 //! 88 bytes (miredo.md §3.13), i.e. at most 80 bytes of echo data; Miredo's
 //! own test uses 18.
 //!
-//! The ICMPv6 layout is smoltcp's (`Icmpv6Packet`, `Icmpv6Repr`); this module
-//! adds the IPv6 addresses and hop limit so one value describes the packet.
+//! The eight bytes in front of the data (type, code, checksum, identifier,
+//! sequence number) are read and written here directly rather than through
+//! smoltcp's `Icmpv6Repr`, whose parser for every ICMPv6 message type would
+//! be linked in for these two; the IPv6 envelope and the checksum are
+//! `icmpv6.rs`'s. One value describes the whole packet.
 
 use core::net::Ipv6Addr;
 
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{Icmpv6Message, Icmpv6Packet, Icmpv6Repr, IPV6_HEADER_LEN};
+use smoltcp::wire::IPV6_HEADER_LEN;
 
 use super::icmpv6::{self, Received};
 use super::{Error, Result};
 
 /// Identifier, sequence number and the fixed ICMPv6 fields before the data.
 const ECHO_HEADER_LEN: usize = 8;
+
+/// ICMPv6 type of an Echo Request (RFC 4443 §4.1).
+const TYPE_REQUEST: u8 = 128;
+/// ICMPv6 type of an Echo Reply (RFC 4443 §4.2).
+const TYPE_REPLY: u8 = 129;
 
 /// Which of the two echo messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,39 +70,27 @@ impl<'a> EchoRepr<'a> {
     /// shorter than the IPv6 header says.
     pub fn parse(ipv6: &'a [u8]) -> Result<Self> {
         let rx = Received::parse(ipv6)?;
-        let kind = match Icmpv6Message::from(rx.msg_type) {
-            Icmpv6Message::EchoRequest => EchoKind::Request,
-            Icmpv6Message::EchoReply => EchoKind::Reply,
+        let kind = match rx.msg_type {
+            TYPE_REQUEST => EchoKind::Request,
+            TYPE_REPLY => EchoKind::Reply,
             _ => return Err(Error::Unrecognized),
         };
         rx.verify_checksum()?;
         if rx.code != 0 {
             return Err(Error::Malformed);
         }
-        let packet = Icmpv6Packet::new_checked(rx.message).map_err(|_| Error::Truncated)?;
-        // The checksum is verified above, where its failure has its own error.
-        let repr = Icmpv6Repr::parse(&rx.src, &rx.dst, &packet, &ChecksumCapabilities::ignored())
-            .map_err(|_| Error::Malformed)?;
-        let (ident, seq, data) = match repr {
-            Icmpv6Repr::EchoRequest {
-                ident,
-                seq_no,
-                data,
-            }
-            | Icmpv6Repr::EchoReply {
-                ident,
-                seq_no,
-                data,
-            } => (ident, seq_no, data),
-            _ => return Err(Error::Unrecognized),
-        };
+        // Type, code, checksum, identifier, sequence number, then the data.
+        let (&[_, _, _, _, i0, i1, s0, s1], data) = rx
+            .message
+            .split_first_chunk::<ECHO_HEADER_LEN>()
+            .ok_or(Error::Truncated)?;
         Ok(EchoRepr {
             src: rx.src,
             dst: rx.dst,
             hop_limit: rx.hop_limit,
             kind,
-            ident,
-            seq,
+            ident: u16::from_be_bytes([i0, i1]),
+            seq: u16::from_be_bytes([s0, s1]),
             data,
         })
     }
@@ -111,18 +106,12 @@ impl<'a> EchoRepr<'a> {
     /// `BufferTooSmall` if `buf` is shorter; `Malformed` if the data does not
     /// fit the 16-bit IPv6 Payload Length.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
-        let repr = match self.kind {
-            EchoKind::Request => Icmpv6Repr::EchoRequest {
-                ident: self.ident,
-                seq_no: self.seq,
-                data: self.data,
-            },
-            EchoKind::Reply => Icmpv6Repr::EchoReply {
-                ident: self.ident,
-                seq_no: self.seq,
-                data: self.data,
-            },
+        let msg_type = match self.kind {
+            EchoKind::Request => TYPE_REQUEST,
+            EchoKind::Reply => TYPE_REPLY,
         };
+        let [i0, i1] = self.ident.to_be_bytes();
+        let [s0, s1] = self.seq.to_be_bytes();
         let message_len = ECHO_HEADER_LEN.saturating_add(self.data.len());
         icmpv6::emit(
             self.src,
@@ -131,14 +120,12 @@ impl<'a> EchoRepr<'a> {
             message_len,
             buf,
             |message| {
-                // The envelope fills the checksum after this.
-                let mut packet = Icmpv6Packet::new_unchecked(message);
-                repr.emit(
-                    &self.src,
-                    &self.dst,
-                    &mut packet,
-                    &ChecksumCapabilities::ignored(),
-                );
+                // `message` is exactly `message_len` = 8 + data bytes, so the
+                // split and the copy are in range. The envelope fills the
+                // checksum (left zero here) afterwards.
+                let (header, data) = message.split_at_mut(ECHO_HEADER_LEN);
+                header.copy_from_slice(&[msg_type, 0, 0, 0, i0, i1, s0, s1]);
+                data.copy_from_slice(self.data);
             },
         )
     }
@@ -170,6 +157,7 @@ impl<'a> EchoRepr<'a> {
 mod test {
     use super::*;
     use proptest::prelude::*;
+    use smoltcp::wire::Icmpv6Packet;
     use std::vec;
 
     /// Teredo address V1 of teredo-spec §1.4.

@@ -19,9 +19,7 @@
 
 use core::net::Ipv6Addr;
 
-use smoltcp::wire::{
-    Icmpv6DstUnreachable, Icmpv6Message, IpProtocol, Ipv6Packet, IPV6_HEADER_LEN, IPV6_MIN_MTU,
-};
+use smoltcp::wire::{Icmpv6DstUnreachable, IpProtocol, Ipv6Packet, IPV6_HEADER_LEN, IPV6_MIN_MTU};
 
 use super::icmpv6::{self, Received};
 use super::{Error, Result};
@@ -34,6 +32,8 @@ pub const MAX_QUOTE_LEN: usize = IPV6_MIN_MTU - IPV6_HEADER_LEN - UNREACH_HEADER
 /// Hop limit of the errors this crate originates: the usual default for
 /// unicast packets (IANA "Default Hop Limit"), as a kernel would use.
 pub const ERROR_HOP_LIMIT: u8 = 64;
+/// ICMPv6 type of a Destination Unreachable (RFC 4443 §3.1).
+const TYPE_DST_UNREACHABLE: u8 = 1;
 /// ICMPv6 type of a Redirect, which RFC 4443 §2.4(e.2) treats like an error.
 const TYPE_REDIRECT: u8 = 137;
 /// ICMPv6 types below this are error messages (RFC 4443 §2.1).
@@ -67,7 +67,7 @@ impl<'a> DstUnreachable<'a> {
     /// bytes are shorter than the IPv6 header says.
     pub fn parse(ipv6: &'a [u8]) -> Result<Self> {
         let rx = Received::parse(ipv6)?;
-        if Icmpv6Message::from(rx.msg_type) != Icmpv6Message::DstUnreachable {
+        if rx.msg_type != TYPE_DST_UNREACHABLE {
             return Err(Error::Unrecognized);
         }
         rx.verify_checksum()?;
@@ -114,7 +114,7 @@ impl<'a> DstUnreachable<'a> {
                 let (header, body) = message.split_at_mut(UNREACH_HEADER_LEN);
                 // The unused field is zero (RFC 4443 §3.1).
                 header.fill(0);
-                header[0] = u8::from(Icmpv6Message::DstUnreachable);
+                header[0] = TYPE_DST_UNREACHABLE;
                 header[1] = code;
                 body.copy_from_slice(quote);
             },

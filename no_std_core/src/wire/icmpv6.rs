@@ -95,6 +95,24 @@ pub(crate) fn emit(
     buf: &mut [u8],
     fill: impl FnOnce(&mut [u8]),
 ) -> Result<usize> {
+    // A thin generic shell: the header and the checksum are written by two
+    // non-generic functions, so each caller's `fill` does not bring its own
+    // copy of them.
+    let message = emit_header(src, dst, hop_limit, message_len, buf)?;
+    fill(message);
+    fill_checksum(src, dst, message);
+    Ok(IPV6_HEADER_LEN + message_len)
+}
+
+/// The checks and the IPv6 header of [`emit`]; returns the message's bytes.
+#[inline(never)]
+fn emit_header(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    message_len: usize,
+    buf: &mut [u8],
+) -> Result<&mut [u8]> {
     // The Payload Length field is 16 bits, and every ICMPv6 message has at
     // least type, code and checksum.
     if message_len < ICMP_COMMON_LEN || message_len > usize::from(u16::MAX) {
@@ -111,9 +129,13 @@ pub(crate) fn emit(
         hop_limit,
     }
     .emit(&mut Ipv6Packet::new_unchecked(header));
-    fill(message);
+    Ok(message)
+}
+
+/// The checksum of [`emit`], over whatever `fill` left (RFC 4443 §2.3).
+#[inline(never)]
+fn fill_checksum(src: Ipv6Addr, dst: Ipv6Addr, message: &mut [u8]) {
     Icmpv6Packet::new_unchecked(message).fill_checksum(&src, &dst);
-    Ok(total)
 }
 
 #[cfg(test)]
