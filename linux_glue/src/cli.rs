@@ -7,7 +7,7 @@
 //! read by the same code as a file's directives, and error messages are
 //! glued from pieces by [`usage`] rather than one `format!` each.
 
-use core::fmt;
+use core::fmt::{self, Write as _};
 use core::net::{Ipv4Addr, Ipv6Addr};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -481,21 +481,43 @@ fn stray(arg: &str) -> UsageError {
 ///
 /// Only this shell is generic: the arguments become `String`s here, and
 /// one non-generic parser does the rest, for `main` and for reloads alike.
+/// A plain loop rather than `collect` into a `Result`, whose adapter
+/// machinery is several hundred bytes more on MIPS.
 pub fn parse<I>(args: I) -> Result<Command, UsageError>
 where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
-    let args = args
-        .into_iter()
-        .map(|a| a.into().into_string().map_err(not_utf8))
-        .collect::<Result<Vec<String>, UsageError>>()?;
-    parse_strings(args)
+    let mut strings = Vec::new();
+    for arg in args {
+        strings.push(arg.into().into_string().map_err(not_utf8)?);
+    }
+    parse_strings(strings)
 }
 
+/// The error for an argument that is not UTF-8, quoted as `{:?}` shows an
+/// `OsStr` (the UTF-8 parts escaped as a `str`'s `{:?}` escapes them, other
+/// bytes as `\xNN`). By hand: `OsStr`'s own `Debug` would bring about
+/// 800 bytes of code for this one message; a `str`'s is in the binary
+/// anyway.
 #[inline(never)]
 fn not_utf8(arg: OsString) -> UsageError {
-    usage(&[&format!("argument {arg:?} is not valid UTF-8")])
+    use std::os::unix::ffi::OsStrExt;
+    let mut msg = String::from("argument \"");
+    for chunk in arg.as_bytes().utf8_chunks() {
+        // A `str` escapes the same, with its own quotes around.
+        let quoted = format!("{:?}", chunk.valid());
+        msg.push_str(
+            quoted
+                .get(1..quoted.len().saturating_sub(1))
+                .unwrap_or_default(),
+        );
+        for byte in chunk.invalid() {
+            let _ = write!(msg, "\\x{byte:02X}");
+        }
+    }
+    msg.push_str("\" is not valid UTF-8");
+    usage(&[&msg])
 }
 
 /// The arguments still to parse.
@@ -513,7 +535,9 @@ fn parse_strings(args: Vec<String>) -> Result<Command, UsageError> {
         return Ok(Command::Help);
     }
     let rest = args.get(1..).unwrap_or_default();
-    let (role, role_args) = match first.as_str() {
+    // `check-config` parses its file as `--config <file>` would.
+    let file_args: [String; 2];
+    let (named, role_args, check) = match first.as_str() {
         "-V" | "--version" => return Ok(Command::Version),
         "status" => return parse_status(rest.iter()),
         "check-config" => {
@@ -522,30 +546,43 @@ fn parse_strings(args: Vec<String>) -> Result<Command, UsageError> {
                 [file] if !file.starts_with('-') => file.as_str(),
                 _ => return Err(usage(&["'check-config' takes one file name"])),
             };
-            let role = config::load(Path::new(file))?.role();
-            let file_args = ["--config".to_owned(), file.to_owned()];
-            let run = parse_role(role, file_args.iter(), args.clone())?;
-            return Ok(Command::CheckConfig(run));
+            file_args = ["--config".to_owned(), file.to_owned()];
+            (Named::File(file), &file_args[..], true)
         }
-        "server" => (config::Role::Server, rest),
-        "client" => (config::Role::Client, rest),
-        "relay" => (config::Role::Relay, rest),
-        // No role, but a configuration file: its RelayType decides, as
-        // for Miredo.
+        "server" => (Named::Role(config::Role::Server), rest, false),
+        "client" => (Named::Role(config::Role::Client), rest, false),
+        "relay" => (Named::Role(config::Role::Relay), rest, false),
         "-c" | "--config" => {
             let file = rest
                 .first()
                 .ok_or_else(|| usage(&["option '", first, "' needs a value"]))?;
-            (config::load(Path::new(file))?.role(), &args[..])
+            (Named::File(file), &args[..], false)
         }
         other => match other.strip_prefix("--config=") {
-            Some(file) => (config::load(Path::new(file))?.role(), &args[..]),
+            Some(file) => (Named::File(file), &args[..], false),
             None if other.starts_with('-') => return Err(stray(other)),
             None => return Err(usage(&["unknown role '", other, "'"])),
         },
     };
+    // No role named, but a configuration file: its RelayType decides, as
+    // for Miredo. One call for every way of naming the file.
+    let role = match named {
+        Named::Role(role) => role,
+        Named::File(file) => config::load(Path::new(file))?.role(),
+    };
     let run = parse_role(role, role_args.iter(), args.clone())?;
-    Ok(Command::Run(run))
+    Ok(if check {
+        Command::CheckConfig(run)
+    } else {
+        Command::Run(run)
+    })
+}
+
+/// How the command line names the role: by name, or by a file's
+/// `RelayType` (see [`config::File::role`]).
+enum Named<'a> {
+    Role(config::Role),
+    File(&'a str),
 }
 
 /// The arguments with configuration file paths made absolute, so that a
@@ -817,11 +854,17 @@ pub(crate) fn twice(name: &str) -> UsageError {
     usage(&["option '", name, "' given twice"])
 }
 
+/// An IPv6 address literal: one copy of the parser for [`unicast6`] and
+/// [`teredo_prefix`].
+#[inline(never)]
+fn ipv6(what: &str, s: &str) -> Result<Ipv6Addr, UsageError> {
+    s.parse()
+        .map_err(|_| bad(s, what, "is not an IPv6 address"))
+}
+
 /// A unicast IPv6 address usable as a packet source.
 pub(crate) fn unicast6(what: &str, s: &str) -> Result<Ipv6Addr, UsageError> {
-    let addr: Ipv6Addr = s
-        .parse()
-        .map_err(|_| bad(s, what, "is not an IPv6 address"))?;
+    let addr = ipv6(what, s)?;
     if addr.is_multicast() || addr.is_unspecified() || addr.is_loopback() {
         return Err(usage(&[s, " for '", what, "' is not a unicast address"]));
     }
@@ -842,6 +885,9 @@ pub(crate) fn host(what: &str, s: &str) -> Result<String, UsageError> {
 }
 
 /// An interface name the kernel accepts.
+///
+/// The message spells [`MAX_NAME_LEN`] out (15, Linux's `IFNAMSIZ` less
+/// its NUL) rather than formatting it; a test keeps the two equal.
 pub(crate) fn interface_name(s: &str) -> Result<String, UsageError> {
     let bad = s.is_empty()
         || s.len() > MAX_NAME_LEN
@@ -853,9 +899,7 @@ pub(crate) fn interface_name(s: &str) -> Result<String, UsageError> {
         return Err(usage(&[
             "'",
             s,
-            "' is not a valid interface name (1 to ",
-            &MAX_NAME_LEN.to_string(),
-            " bytes, no '/', ':' or spaces)",
+            "' is not a valid interface name (1 to 15 bytes, no '/', ':' or spaces)",
         ]));
     }
     Ok(s.to_owned())
@@ -870,9 +914,7 @@ pub(crate) fn ipv4(what: &str, s: &str) -> Result<Ipv4Addr, UsageError> {
 
 /// A Teredo /32 prefix written as an IPv6 address, e.g. `2001::`.
 pub(crate) fn teredo_prefix(what: &str, s: &str) -> Result<[u8; 4], UsageError> {
-    let addr: Ipv6Addr = s
-        .parse()
-        .map_err(|_| bad(s, what, "is not an IPv6 address"))?;
+    let addr = ipv6(what, s)?;
     let bits = u128::from(addr);
     if bits & (u128::MAX >> 32) != 0 {
         return Err(usage(&["prefix ", s, " has bits set beyond the first 32"]));
@@ -886,8 +928,8 @@ pub(crate) fn teredo_prefix(what: &str, s: &str) -> Result<[u8; 4], UsageError> 
 
 /// An MTU: IPv6 needs at least 1280 (RFC 8200 §5).
 pub(crate) fn mtu(s: &str) -> Result<u16, UsageError> {
-    match s.parse() {
-        Ok(n) if n >= 1280 => Ok(n),
+    match config::u16_radix(s, 10) {
+        Some(n) if n >= 1280 => Ok(n),
         _ => Err(usage(&["MTU '", s, "' is not a number from 1280 to 65535"])),
     }
 }
@@ -907,15 +949,14 @@ pub(crate) fn relay_kind(s: &str) -> Result<RelayKind, UsageError> {
 
 /// A syslog facility by name (`--syslog=`, `SyslogFacility`).
 pub(crate) fn facility(s: &str) -> Result<Facility, UsageError> {
-    Facility::from_name(s).ok_or_else(|| {
-        usage(&[
-            "syslog facility '",
-            s,
-            "' is not one of ",
-            &Facility::NAMES.join(", "),
-        ])
-    })
+    Facility::from_name(s)
+        .ok_or_else(|| usage(&["syslog facility '", s, "' is not one of ", FACILITIES]))
 }
+
+/// [`Facility::NAMES`] as the message of [`facility`] lists them: written
+/// out rather than joined at run time; a test keeps the two equal.
+const FACILITIES: &str = "auth, authpriv, cron, daemon, ftp, kern, local0, local1, local2, \
+                          local3, local4, local5, local6, local7, lpr, mail, news, syslog, user";
 
 /// The log levels by the names `--log-level` and `LogLevel` take.
 const LEVELS: [(&str, LevelFilter); 5] = [
@@ -1011,6 +1052,18 @@ mod test {
         ] {
             assert!(HELP.contains(&want), "--help lacks {want:?}");
         }
+    }
+
+    #[test]
+    fn messages_spell_the_real_lists() {
+        assert_eq!(FACILITIES, Facility::NAMES.join(", "));
+        assert_eq!(MAX_NAME_LEN, 15);
+        let long = "0123456789abcdef";
+        let msg = interface_name(long).unwrap_err().to_string();
+        assert!(
+            msg.contains(&format!("(1 to {MAX_NAME_LEN} bytes")),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -1380,7 +1433,17 @@ mod test {
         use std::os::unix::ffi::OsStringExt;
         let bad = OsString::from_vec(vec![b's', 0xff]);
         let got = parse([OsString::from("server"), bad]).unwrap_err();
-        assert!(got.to_string().contains("not valid UTF-8"));
+        assert_eq!(got.to_string(), r#"argument "s\xFF" is not valid UTF-8"#);
+        // Quoted exactly as `{:?}` quotes an `OsStr`.
+        for bytes in [
+            &b"\xff"[..],
+            b"a\"b\\c'd\te\n\x01\xc3\xa9\xe2\x80",
+            b"\xcc\x81x\xf0\x9f\x98\x80\xed\xa0\x80\x7f\xfe",
+        ] {
+            let arg = OsString::from_vec(bytes.to_vec());
+            let want = format!("argument {arg:?} is not valid UTF-8");
+            assert_eq!(not_utf8(arg).to_string(), want);
+        }
     }
 
     /// A configuration file in a fresh temporary directory.

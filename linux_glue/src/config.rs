@@ -56,6 +56,15 @@ pub enum RelayType {
     Relay(RelayKind),
 }
 
+/// `RelayType`'s values in a file: Miredo's spellings, case-insensitive.
+const RELAY_TYPES: [(&str, RelayType); 5] = [
+    ("client", RelayType::Client),
+    ("autoclient", RelayType::Client),
+    ("relay", RelayType::Relay(RelayKind::Cone)),
+    ("cone", RelayType::Relay(RelayKind::Cone)),
+    ("restricted", RelayType::Relay(RelayKind::Restricted)),
+];
+
 /// The role a file configures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -316,16 +325,15 @@ impl Settings {
         let value = match setting.kind {
             // Miredo's spellings in a file; a relay's two kinds on the
             // command line.
-            Kind::Type if file => Value::Type(match v.to_ascii_lowercase().as_str() {
-                "client" | "autoclient" => RelayType::Client,
-                "relay" | "cone" => RelayType::Relay(RelayKind::Cone),
-                "restricted" => RelayType::Relay(RelayKind::Restricted),
-                _ => {
+            Kind::Type if file => match RELAY_TYPES.iter().find(|(n, _)| n.eq_ignore_ascii_case(v))
+            {
+                Some(&(_, t)) => Value::Type(t),
+                None => {
                     let msg = "\" for \"RelayType\" is not one of client, autoclient, \
                                relay, cone, restricted";
                     return Err(cli::usage(&["\"", v, msg]));
                 }
-            }),
+            },
             Kind::Type => Value::Type(RelayType::Relay(cli::relay_kind(v)?)),
             Kind::Host => Value::Text(cli::host(name, v)?),
             Kind::V4 => Value::V4(cli::ipv4(name, v)?),
@@ -402,23 +410,32 @@ fn duplicate(name: &str, first: usize) -> UsageError {
     )])
 }
 
+/// `digits` in `radix`, at most 65535 (`u16::from_str_radix`): one copy of
+/// the digit loop for every number read, from a file or the command line.
+#[inline(never)]
+pub(crate) fn u16_radix(digits: &str, radix: u32) -> Option<u16> {
+    u16::from_str_radix(digits, radix).ok()
+}
+
 /// An integer as C's `strtoul` base 0 reads it (Miredo's rule): `0x` hex,
-/// a leading `0` octal, decimal otherwise.
-fn integer(s: &str) -> Option<u64> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(hex, 16).ok()
+/// a leading `0` octal, decimal otherwise; `None` above 65535, the largest
+/// any setting takes.
+fn integer(s: &str) -> Option<u16> {
+    let (digits, radix) = if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (hex, 16)
     } else if s.len() > 1 && s.starts_with('0') {
-        u64::from_str_radix(s.get(1..)?, 8).ok()
+        (s.get(1..)?, 8)
     } else {
-        s.parse().ok()
-    }
+        (s, 10)
+    };
+    u16_radix(digits, radix)
 }
 
 /// A number from `min` to `max`: decimal on the command line, in C's
 /// notation ([`integer`]) in a file, as Miredo reads it.
 fn number(q: &str, name: &str, s: &str, file: bool, min: u16, max: u16) -> Result<u16, UsageError> {
-    let n = if file { integer(s) } else { s.parse().ok() };
-    match n.and_then(|n| u16::try_from(n).ok()) {
+    let n = if file { integer(s) } else { u16_radix(s, 10) };
+    match n {
         Some(n) if (min..=max).contains(&n) => Ok(n),
         _ => {
             let problem = format!("is not a number from {min} to {max}");
@@ -426,6 +443,7 @@ fn number(q: &str, name: &str, s: &str, file: bool, min: u16, max: u16) -> Resul
         }
     }
 }
+
 /// A configuration file: where it was read from and its directives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct File {
@@ -493,7 +511,8 @@ pub fn parse(path: &Path, text: &str) -> Result<File, Error> {
 /// of a line reaches [`at`] through one path.
 fn directive(settings: &mut Settings, line: &str, n: usize) -> Result<(), UsageError> {
     if line.len() > LINE_MAX {
-        return Err(cli::usage(&[&format!("line longer than {LINE_MAX} bytes")]));
+        // LINE_MAX written out; a test keeps them equal.
+        return Err(cli::usage(&["line longer than 1024 bytes"]));
     }
     let mut tokens = line.split_whitespace();
     let Some(name) = tokens.next() else {
@@ -801,7 +820,7 @@ RelayIcmpSource 2001:db8::5
             assert!(got.starts_with("/etc/t.conf:"), "{got}");
         }
         let long = format!("InterfaceName {}", "x".repeat(LINE_MAX));
-        assert!(err(&long).contains("line longer than"));
+        assert!(err(&long).contains(&format!("line longer than {LINE_MAX} bytes")));
     }
 
     #[test]
@@ -849,6 +868,10 @@ RelayIcmpSource 2001:db8::5
         assert_eq!(integer("08"), None);
         assert_eq!(integer("-1"), None);
         assert_eq!(integer("0x"), None);
+        assert_eq!(integer("0xffff"), Some(65535));
+        assert_eq!(integer("0x10000"), None);
+        assert_eq!(integer("0200000"), None);
+        assert_eq!(integer("99999999999999999999999"), None);
     }
 
     #[test]

@@ -67,45 +67,51 @@ impl Log for StderrLogger {
         metadata.level() <= log::max_level()
     }
 
+    /// One `write_fmt` of the message for both destinations: standard
+    /// error gets the name, process id and level in front, syslog the
+    /// message alone (its framing adds the rest).
     fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
             return;
         }
         let mut line = Line::default();
         let pid = self.pid.load(Ordering::Relaxed);
-        if let Some(syslog) = self.syslog.get() {
-            let severity = match record.level() {
-                Level::Error => Severity::Error,
-                Level::Warn => Severity::Warning,
-                Level::Info => Severity::Info,
-                Level::Debug | Level::Trace => Severity::Debug,
+        let syslog = self.syslog.get();
+        if syslog.is_none() {
+            let level = match record.level() {
+                Level::Error => "error",
+                Level::Warn => "warn",
+                Level::Info => "info",
+                Level::Debug => "debug",
+                Level::Trace => "trace",
             };
-            let _ = line.write_fmt(*record.args());
-            let text = line.finish();
-            // Without the newline; the buffer holds valid UTF-8 (cut on a
-            // character boundary).
-            let text = text.get(..text.len().saturating_sub(1)).unwrap_or_default();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            syslog.send(
-                severity,
-                pid,
-                now,
-                core::str::from_utf8(text).unwrap_or_default(),
-            );
-            return;
+            // Line::write_str never fails; it truncates instead.
+            let _ = write!(line, "shipworm[{pid}]: {level}: ");
         }
-        let level = match record.level() {
-            Level::Error => "error",
-            Level::Warn => "warn",
-            Level::Info => "info",
-            Level::Debug => "debug",
-            Level::Trace => "trace",
+        let _ = line.write_fmt(*record.args());
+        let text = line.finish();
+        let Some(syslog) = syslog else {
+            let _ = std::io::stderr().write_all(text);
+            return;
         };
-        // Line::write_str never fails; it truncates instead.
-        let _ = write!(line, "shipworm[{pid}]: {level}: {}", record.args());
-        let _ = std::io::stderr().write_all(line.finish());
+        let severity = match record.level() {
+            Level::Error => Severity::Error,
+            Level::Warn => Severity::Warning,
+            Level::Info => Severity::Info,
+            Level::Debug | Level::Trace => Severity::Debug,
+        };
+        // Without the newline; the buffer holds valid UTF-8 (cut on a
+        // character boundary).
+        let text = text.get(..text.len().saturating_sub(1)).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        syslog.send(
+            severity,
+            pid,
+            now,
+            core::str::from_utf8(text).unwrap_or_default(),
+        );
     }
 
     fn flush(&self) {}

@@ -36,7 +36,8 @@ pub fn lookup(name: &str) -> io::Result<Option<Account>> {
 /// entry with that name (see [`entry`]). A name no entry can hold (with
 /// `:`, a newline or NUL) is `InvalidInput`.
 pub fn lookup_in(path: &Path, name: &str) -> io::Result<Option<Account>> {
-    if name.contains([':', '\n', '\0']) {
+    // Bytes: a `char` pattern would decode UTF-8 for nothing.
+    if name.bytes().any(|b| matches!(b, b':' | b'\n' | 0)) {
         return Err(io::ErrorKind::InvalidInput.into());
     }
     // Bytes, not a String: a comment field in another encoding must not
