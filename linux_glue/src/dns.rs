@@ -58,11 +58,9 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// address, `TimedOut` when no server answered, `InvalidInput` for a name
 /// DNS cannot carry, other kinds when every server failed.
 pub fn lookup_ipv4(host: &str) -> io::Result<Vec<Ipv4Addr>> {
-    lookup(
-        host,
-        Path::new(HOSTS),
-        &ResolvConf::read(Path::new(RESOLV_CONF)),
-    )
+    // A missing or unreadable file means all defaults (as musl does).
+    let conf = fs::read(RESOLV_CONF).unwrap_or_default();
+    lookup(host, Path::new(HOSTS), &ResolvConf::parse(&conf))
 }
 
 /// [`lookup_ipv4`] with the hosts file and resolver configuration given.
@@ -71,19 +69,21 @@ fn lookup(host: &str, hosts: &Path, conf: &ResolvConf) -> io::Result<Vec<Ipv4Add
         return Ok(vec![addr]);
     }
     // A final dot marks the name as complete: no search domains.
-    let (name, absolute) = match host.strip_suffix('.') {
-        Some(name) => (name, true),
-        None => (host, false),
+    let (name, absolute) = match host.as_bytes().split_last() {
+        Some((b'.', name)) => (name, true),
+        _ => (host.as_bytes(), false),
     };
     // A hosts file that cannot be read lists nothing; DNS may still answer.
+    // One that lists the name is as final as a DNS answer.
     if let Some(addrs) = hosts_ipv4(&fs::read(hosts).unwrap_or_default(), name) {
-        return non_empty(addrs);
+        return answer(Reply::Addresses(addrs));
     }
-    if !absolute && name.matches('.').count() < conf.ndots {
-        for domain in &conf.search {
-            let full = [name, domain.as_str()].join(".");
+    if !absolute && name.iter().filter(|&&b| b == b'.').count() < conf.ndots {
+        for domain in conf.search() {
             // A name too long with this domain simply skips it (musl).
-            let Ok(full) = Name::new(&full) else { continue };
+            let Ok(full) = Name::qualified(name, domain) else {
+                continue;
+            };
             match resolve(&full, conf)? {
                 Reply::NoSuchName => continue,
                 reply => return answer(reply),
@@ -95,21 +95,16 @@ fn lookup(host: &str, hosts: &Path, conf: &ResolvConf) -> io::Result<Vec<Ipv4Add
     answer(resolve(&name, conf)?)
 }
 
-/// The addresses of a definitive reply, or why there are none.
+/// The addresses of a definitive reply (never none), or why there are none.
 fn answer(reply: Reply) -> io::Result<Vec<Ipv4Addr>> {
     match reply {
-        Reply::Addresses(addrs) => non_empty(addrs),
+        Reply::Addresses(addrs) if addrs.is_empty() => {
+            Err(err(io::ErrorKind::NotFound, "no IPv4 address"))
+        }
+        Reply::Addresses(addrs) => Ok(addrs),
         Reply::NoSuchName => Err(err(io::ErrorKind::NotFound, "no such host name")),
         Reply::Failed(rcode) => Err(failed(rcode)),
     }
-}
-
-/// `addrs`, or `NotFound` if the name has no IPv4 address.
-fn non_empty(addrs: Vec<Ipv4Addr>) -> io::Result<Vec<Ipv4Addr>> {
-    if addrs.is_empty() {
-        return Err(err(io::ErrorKind::NotFound, "no IPv4 address"));
-    }
-    Ok(addrs)
 }
 
 /// Ask every server of `conf` for the A records of `name` and return the
@@ -159,24 +154,21 @@ fn resolve(name: &Name, conf: &ResolvConf) -> io::Result<Reply> {
         for (slot, _) in socks.iter_mut().zip(ready).filter(|&(_, r)| r) {
             let Some(sock) = slot else { continue };
             // The connected socket lets only the server's datagrams through.
-            match sock.recv(&mut buf) {
+            let failure = match sock.recv(&mut buf) {
                 Ok(len) => match parse_reply(buf.get(..len).unwrap_or_default(), id, name) {
+                    Ok(Reply::Failed(rcode)) => failed(rcode),
+                    Ok(reply) => return Ok(reply),
                     // Not our answer, or broken: maybe forged, keep waiting
                     // for the real one.
-                    Err(_) => {}
-                    Ok(Reply::Failed(rcode)) => {
-                        *slot = None;
-                        last_error = failed(rcode);
-                    }
-                    Ok(reply) => return Ok(reply),
+                    Err(_) => continue,
                 },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // Unreachable (ICMP) or worse: this server is out.
-                Err(e) => {
-                    *slot = None;
-                    last_error = e;
-                }
-            }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                // Unreachable (ICMP) or worse.
+                Err(e) => e,
+            };
+            // This server is out.
+            *slot = None;
+            last_error = failure;
         }
     }
 }
@@ -270,7 +262,7 @@ mod test {
         (addr, handle)
     }
 
-    fn conf(servers: &[SocketAddr]) -> ResolvConf {
+    fn conf(servers: &[SocketAddr]) -> ResolvConf<'static> {
         let mut conf = ResolvConf::parse(b"options timeout:1");
         conf.servers = servers.to_vec();
         conf
@@ -443,7 +435,7 @@ mod test {
             _ => vec![reply(q, 3, &[])],
         });
         let mut conf = conf(&[addr]);
-        conf.search = vec!["lan".into(), "example".into(), "never".into()];
+        conf.search = b"search lan example never";
         let addrs = lookup_in("box", &conf).unwrap();
         assert_eq!(addrs, [Ipv4Addr::new(192, 0, 2, 4)]);
         // A final dot, or as many dots as ndots: the name alone.

@@ -21,7 +21,6 @@
 
 use core::fmt::Display;
 use core::net::Ipv6Addr;
-use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use log::{debug, error, info, warn};
@@ -104,23 +103,22 @@ impl Snapshot {
 
 /// The variables (`NAME=value`) for a call that goes from `old` to `new`.
 pub fn environment(iface: &str, index: u32, old: &Snapshot, new: &Snapshot) -> Vec<String> {
-    let (lladdress, old_lladdress) = (new.lladdress(), old.lladdress());
-    // One table and one formatting call rather than ten conversions.
-    let vars: [(&str, &dyn Display); 10] = [
-        ("IFACE", &iface),
-        ("IFINDEX", &index),
-        ("STATE", &new.state.as_str()),
-        ("ADDRESS", &new.address),
-        ("LLADDRESS", &lladdress),
-        ("MTU", &new.mtu),
-        ("OLD_STATE", &old.state.as_str()),
-        ("OLD_ADDRESS", &old.address),
-        ("OLD_LLADDRESS", &old_lladdress),
-        ("OLD_MTU", &old.mtu),
-    ];
-    vars.iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect()
+    let mut vars = vec![format!("IFACE={iface}"), format!("IFINDEX={index}")];
+    // The same four for the new state and, prefixed, the old one: one
+    // table and one formatting call rather than eight conversions.
+    for (prefix, snapshot) in [("", new), ("OLD_", old)] {
+        let lladdress = snapshot.lladdress();
+        let fields: [(&str, &dyn Display); 4] = [
+            ("STATE", &snapshot.state.as_str()),
+            ("ADDRESS", &snapshot.address),
+            ("LLADDRESS", &lladdress),
+            ("MTU", &snapshot.mtu),
+        ];
+        for (name, value) in fields {
+            vars.push(format!("{prefix}{name}={value}"));
+        }
+    }
+    vars
 }
 
 struct Running {
@@ -135,9 +133,10 @@ pub struct Hooks {
     iface: String,
     index: u32,
     last: Snapshot,
-    /// Calls waiting to run, as (previous, new) state: the environment is
-    /// built when the call starts.
-    queue: VecDeque<(Snapshot, Snapshot)>,
+    /// Calls waiting to run, oldest first, as (previous, new) state: the
+    /// environment is built when the call starts. A plain `Vec`: it holds a
+    /// few calls at most, so taking from the front costs nothing.
+    queue: Vec<(Snapshot, Snapshot)>,
     running: Option<Running>,
 }
 
@@ -149,7 +148,7 @@ impl Hooks {
             iface: iface.to_owned(),
             index,
             last: Snapshot::INITIAL,
-            queue: VecDeque::new(),
+            queue: Vec::new(),
             running: None,
         }
     }
@@ -165,7 +164,7 @@ impl Hooks {
         if new == self.last {
             return;
         }
-        self.queue.push_back((self.last, new));
+        self.queue.push((self.last, new));
         self.last = new;
         self.poll(now);
     }
@@ -197,7 +196,8 @@ impl Hooks {
             }
             self.running = None;
         }
-        while let Some((old, new)) = self.queue.pop_front() {
+        while !self.queue.is_empty() {
+            let (old, new) = self.queue.remove(0);
             let state = new.state.as_str();
             let path = self.path.display();
             debug!("running hook {path} (STATE={state})");

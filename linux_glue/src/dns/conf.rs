@@ -2,8 +2,6 @@
 //! `/etc/resolv.conf` (resolv.conf(5)) and `/etc/hosts` (hosts(5)).
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::fs;
-use std::path::Path;
 
 use shipworm_core::time::Duration;
 
@@ -15,14 +13,14 @@ pub const MAX_SERVERS: usize = 3;
 /// whole timeout, so a long list must not hold the caller for minutes.
 const MAX_SEARCH: usize = 6;
 
-/// What `/etc/resolv.conf` asks of the resolver.
+/// What `/etc/resolv.conf` (the text it borrows) asks of the resolver.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvConf {
+pub struct ResolvConf<'a> {
     /// The name servers (at most [`MAX_SERVERS`]), queried in parallel.
     pub servers: Vec<SocketAddr>,
-    /// The `search` (or `domain`) list, tried first for names with fewer
-    /// than `ndots` dots.
-    pub search: Vec<String>,
+    /// The last `search` (or `domain`) line, whose words after the first
+    /// are the domains [`ResolvConf::search`] gives; empty if none.
+    pub search: &'a [u8],
     /// `options ndots:N` (default 1, at most 15).
     pub ndots: usize,
     /// `options timeout:N` in seconds: how long one query waits in all
@@ -33,20 +31,15 @@ pub struct ResolvConf {
     pub attempts: u64,
 }
 
-impl ResolvConf {
-    /// Read `path`; a missing or unreadable file means all defaults, with
-    /// the name server on 127.0.0.1 (as musl does).
-    pub fn read(path: &Path) -> ResolvConf {
-        ResolvConf::parse(&fs::read(path).unwrap_or_default())
-    }
-
-    /// Parse the text of a resolv.conf. Unknown lines and options, and
-    /// server addresses that do not parse (e.g. IPv6 with a `%scope`), are
-    /// skipped.
-    pub fn parse(text: &[u8]) -> ResolvConf {
+impl<'a> ResolvConf<'a> {
+    /// Parse the text of a resolv.conf (empty for a missing file: all
+    /// defaults, with the name server on 127.0.0.1, as musl does). Unknown
+    /// lines and options, and server addresses that do not parse (e.g. IPv6
+    /// with a `%scope`), are skipped.
+    pub fn parse(text: &'a [u8]) -> ResolvConf<'a> {
         let mut conf = ResolvConf {
             servers: Vec::new(),
-            search: Vec::new(),
+            search: &[],
             ndots: 1,
             timeout: Duration::from_secs(5),
             attempts: 2,
@@ -55,18 +48,13 @@ impl ResolvConf {
             let mut words = words(line);
             match words.next() {
                 Some(b"nameserver") => {
-                    let addr = words.next().and_then(parse::<IpAddr>);
+                    let addr = words.next().and_then(ip);
                     if let Some(ip) = addr.filter(|_| conf.servers.len() < MAX_SERVERS) {
                         conf.servers.push(SocketAddr::new(ip, DNS_PORT));
                     }
                 }
                 // The last `search` or `domain` line wins.
-                Some(b"search" | b"domain") => {
-                    conf.search = words
-                        .filter_map(|w| core::str::from_utf8(w).ok().map(String::from))
-                        .take(MAX_SEARCH)
-                        .collect();
-                }
+                Some(b"search" | b"domain") => conf.search = line,
                 Some(b"options") => {
                     for option in words {
                         if let Some(n) = option.strip_prefix(b"ndots:").and_then(number) {
@@ -87,6 +75,12 @@ impl ResolvConf {
         }
         conf
     }
+
+    /// The search domains, tried first for names with fewer than `ndots`
+    /// dots (at most [`MAX_SEARCH`]).
+    pub fn search(&self) -> impl Iterator<Item = &'a [u8]> {
+        words(self.search).skip(1).take(MAX_SEARCH)
+    }
 }
 
 /// The IPv4 addresses `/etc/hosts` (the text `hosts`) gives `name`, in
@@ -95,15 +89,17 @@ impl ResolvConf {
 /// A name listed with IPv6 addresses only gives `Some` of nothing: like
 /// musl, the hosts file then has the final word and DNS is not asked.
 /// Names match without regard to ASCII case, as in DNS.
-pub fn hosts_ipv4(hosts: &[u8], name: &str) -> Option<Vec<Ipv4Addr>> {
+pub fn hosts_ipv4(hosts: &[u8], name: &[u8]) -> Option<Vec<Ipv4Addr>> {
     let mut found = None;
     for line in hosts.split(|&b| b == b'\n') {
         let line = line.split(|&b| b == b'#').next().unwrap_or_default();
         let mut words = words(line);
         let Some(addr) = words.next() else { continue };
-        if words.any(|w| w.eq_ignore_ascii_case(name.as_bytes())) {
+        if words.any(|w| w.eq_ignore_ascii_case(name)) {
             let addrs: &mut Vec<_> = found.get_or_insert_with(Vec::new);
-            addrs.extend(parse::<Ipv4Addr>(addr));
+            if let Some(IpAddr::V4(addr)) = ip(addr) {
+                addrs.push(addr);
+            }
         }
     }
     found
@@ -115,8 +111,9 @@ fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|w| !w.is_empty())
 }
 
-/// `word` as a `T`, if it is UTF-8 and parses.
-fn parse<T: core::str::FromStr>(word: &[u8]) -> Option<T> {
+/// `word` as an IP address, if it is UTF-8 and parses (one parser for both
+/// files).
+fn ip(word: &[u8]) -> Option<IpAddr> {
     core::str::from_utf8(word).ok()?.parse().ok()
 }
 
@@ -143,16 +140,13 @@ mod test {
             conf,
             ResolvConf {
                 servers: vec!["127.0.0.1:53".parse().unwrap()],
-                search: vec![],
+                search: b"",
                 ndots: 1,
                 timeout: Duration::from_secs(5),
                 attempts: 2,
             }
         );
-        assert_eq!(
-            ResolvConf::read(Path::new("/nonexistent/resolv.conf")),
-            conf
-        );
+        assert_eq!(conf.search().count(), 0);
     }
 
     #[test]
@@ -167,20 +161,23 @@ mod test {
             options rotate ndots:2 timeout:3 attempts:4\n\
             nameserver 198.51.100.53\n\
             nameserver 203.0.113.53\n";
+        let conf = ResolvConf::parse(text);
         assert_eq!(
-            ResolvConf::parse(text),
+            conf,
             ResolvConf {
                 servers: vec![
                     "192.0.2.53:53".parse().unwrap(),
                     "[2001:db8::53]:53".parse().unwrap(),
                     "198.51.100.53:53".parse().unwrap(),
                 ],
-                search: vec!["lan".into(), "example.org".into()],
+                search: b"search lan  example.org",
                 ndots: 2,
                 timeout: Duration::from_secs(3),
                 attempts: 4,
             }
         );
+        let search: Vec<&[u8]> = conf.search().collect();
+        assert_eq!(search, [&b"lan"[..], b"example.org"]);
     }
 
     #[test]
@@ -197,7 +194,7 @@ mod test {
             (1, Duration::from_secs(60), 1)
         );
         let conf = ResolvConf::parse(b"search a b c d e f g h\n");
-        assert_eq!(conf.search.len(), MAX_SEARCH);
+        assert_eq!(conf.search().count(), MAX_SEARCH);
     }
 
     #[test]
@@ -210,19 +207,22 @@ mod test {
             not-an-address teredo\n\
             2001:db8::1 six\n";
         let v4 = |a, b, c, d| Ipv4Addr::new(a, b, c, d);
-        assert_eq!(hosts_ipv4(hosts, "localhost"), Some(vec![v4(127, 0, 0, 1)]));
         assert_eq!(
-            hosts_ipv4(hosts, "teredo"),
+            hosts_ipv4(hosts, b"localhost"),
+            Some(vec![v4(127, 0, 0, 1)])
+        );
+        assert_eq!(
+            hosts_ipv4(hosts, b"teredo"),
             Some(vec![v4(192, 0, 2, 1), v4(192, 0, 2, 2)])
         );
         assert_eq!(
-            hosts_ipv4(hosts, "TEREDO.example"),
+            hosts_ipv4(hosts, b"TEREDO.example"),
             Some(vec![v4(192, 0, 2, 1)])
         );
-        assert_eq!(hosts_ipv4(hosts, "six"), Some(vec![]));
-        assert_eq!(hosts_ipv4(hosts, "ip6"), None);
-        assert_eq!(hosts_ipv4(hosts, "the"), None);
-        assert_eq!(hosts_ipv4(b"", "localhost"), None);
+        assert_eq!(hosts_ipv4(hosts, b"six"), Some(vec![]));
+        assert_eq!(hosts_ipv4(hosts, b"ip6"), None);
+        assert_eq!(hosts_ipv4(hosts, b"the"), None);
+        assert_eq!(hosts_ipv4(b"", b"localhost"), None);
     }
 
     #[test]

@@ -44,43 +44,75 @@ pub const RCODE_SERVFAIL: u16 = 2;
 pub const UDP_MAX: usize = 512;
 
 /// A domain name in wire form: length-prefixed labels ending with the
-/// root's zero length.
+/// root's zero length. Held inline (no allocation): it is at most
+/// [`MAX_NAME`] bytes.
 #[derive(Clone)]
 pub struct Name {
-    wire: Vec<u8>,
+    /// Bytes of `wire` in use.
+    len: u8,
+    wire: [u8; MAX_NAME],
 }
 
 impl Name {
     /// The name written `host` (labels separated by dots, no final dot).
+    pub fn new(host: &[u8]) -> Result<Name> {
+        Name::dotted(&[host])
+    }
+
+    /// The name written `host` in the search domain `domain` (both dotted
+    /// as in [`Name::new`]): the one path for names with and without one.
+    pub fn qualified(host: &[u8], domain: &[u8]) -> Result<Name> {
+        Name::dotted(&[host, domain])
+    }
+
+    /// The labels of each dotted text in `parts`, in order, then the root.
     ///
     /// Refuses an empty label and sizes beyond RFC 1035 §2.3.4; any other
     /// byte may stand in a label.
-    pub fn new(host: &str) -> Result<Name> {
+    fn dotted(parts: &[&[u8]]) -> Result<Name> {
         let mut name = Name::root();
-        for label in host.split('.') {
-            if label.is_empty() || label.len() > MAX_LABEL {
-                return Err(Error::Malformed);
+        for part in parts {
+            for label in part.split(|&b| b == b'.') {
+                if label.is_empty() || label.len() > MAX_LABEL {
+                    return Err(Error::Malformed);
+                }
+                name.push(label)?;
             }
-            // At most 63: fits the length byte.
-            name.push(label.len() as u8, label.as_bytes())?;
         }
-        name.push(0, &[])?;
+        name.push(&[])?;
         Ok(name)
     }
 
     /// No labels yet: not even the root's zero.
     fn root() -> Name {
-        Name { wire: Vec::new() }
+        Name {
+            len: 0,
+            wire: [0; MAX_NAME],
+        }
     }
 
-    /// Append one label (length byte then its bytes).
-    fn push(&mut self, len: u8, label: &[u8]) -> Result<()> {
-        if self.wire.len() + 1 + label.len() > MAX_NAME {
+    /// Append one label (length byte then its bytes); the caller has
+    /// checked it is at most [`MAX_LABEL`] long.
+    fn push(&mut self, label: &[u8]) -> Result<()> {
+        let start = usize::from(self.len);
+        let end = start + 1 + label.len();
+        let Some((len, rest)) = self
+            .wire
+            .get_mut(start..end)
+            .and_then(<[u8]>::split_first_mut)
+        else {
             return Err(Error::Malformed);
-        }
-        self.wire.push(len);
-        self.wire.extend_from_slice(label);
+        };
+        // At most 63, and `end` at most MAX_NAME (255): both fit a byte.
+        *len = label.len() as u8;
+        rest.copy_from_slice(label);
+        self.len = end as u8;
         Ok(())
+    }
+
+    /// The name in wire form.
+    fn wire(&self) -> &[u8] {
+        self.wire.get(..usize::from(self.len)).unwrap_or_default()
     }
 }
 
@@ -88,22 +120,23 @@ impl Name {
 /// are at most 63, below every letter, so folding never touches them.
 impl PartialEq for Name {
     fn eq(&self, other: &Name) -> bool {
-        self.wire.eq_ignore_ascii_case(&other.wire)
+        self.wire().eq_ignore_ascii_case(other.wire())
     }
 }
 
 /// The query for the A records of `name`, with recursion desired and
 /// message ID `id` (RFC 1035 §4.1.1, §4.1.2).
 pub fn query(id: u16, name: &Name) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(HEADER_LEN + name.wire.len() + 4);
-    msg.extend_from_slice(&id.to_be_bytes());
-    msg.extend_from_slice(&FLAG_RD.to_be_bytes());
-    // QDCOUNT 1; ANCOUNT, NSCOUNT, ARCOUNT 0.
-    msg.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    msg.extend_from_slice(&name.wire);
-    msg.extend_from_slice(&TYPE_A.to_be_bytes());
-    msg.extend_from_slice(&CLASS_IN.to_be_bytes());
-    msg
+    [
+        &id.to_be_bytes()[..],
+        &FLAG_RD.to_be_bytes(),
+        // QDCOUNT 1; ANCOUNT, NSCOUNT, ARCOUNT 0.
+        &[0, 1, 0, 0, 0, 0, 0, 0],
+        name.wire(),
+        &TYPE_A.to_be_bytes(),
+        &CLASS_IN.to_be_bytes(),
+    ]
+    .concat()
 }
 
 /// What a reply to our query says.
@@ -137,38 +170,35 @@ pub fn parse_reply(msg: &[u8], id: u16, name: &Name) -> Result<Reply> {
     if field(0) != id || flags & FLAG_QR == 0 || flags & OPCODE_MASK != 0 || field(4) != 1 {
         return Err(Error::Unrecognized);
     }
-    let (question, mut pos) = read_name(msg, HEADER_LEN)?;
+    let (question, pos) = read_name(msg, HEADER_LEN)?;
     let qtype = read_u16(msg, pos)?;
     let qclass = read_u16(msg, pos + 2)?;
     if question != *name || qtype != TYPE_A || qclass != CLASS_IN {
         return Err(Error::Unrecognized);
     }
-    pos += 4;
     match flags & RCODE_MASK {
         0 => {}
         RCODE_NXDOMAIN => return Ok(Reply::NoSuchName),
         rcode => return Ok(Reply::Failed(rcode)),
     }
-    let cut = flags & FLAG_TC != 0;
-    let mut records = Vec::new();
-    for _ in 0..field(6) {
-        match read_record(msg, pos) {
-            Ok((record, next)) => {
-                records.push(record);
-                pos = next;
-            }
-            Err(_) if cut => break,
-            Err(e) => return Err(e),
-        }
-    }
-    let addrs = addresses(&records, name)?;
-    if cut && addrs.is_empty() {
+    let answers = Answers {
+        msg,
+        start: pos + 4,
+        count: field(6),
+        cut: flags & FLAG_TC != 0,
+    };
+    let addrs = answers.addresses(name)?;
+    if answers.cut && addrs.is_empty() {
         return Ok(Reply::Failed(RCODE_SERVFAIL));
     }
     Ok(Reply::Addresses(addrs))
 }
 
 /// The data of an answer record this resolver uses.
+///
+/// A short-lived value on the stack, handed to one callback: boxing the
+/// name would allocate per CNAME for nothing (and cost code on routers).
+#[expect(clippy::large_enum_variant, reason = "a short-lived stack value")]
 enum Data {
     /// An A record's address.
     A(Ipv4Addr),
@@ -178,12 +208,73 @@ enum Data {
     Other,
 }
 
-/// One answer record: its owner name and data.
-type Record = (Name, Data);
+/// The answer section of a reply: `count` records from `start` of `msg`,
+/// of which only those that came whole count when `cut` (TC) is set.
+struct Answers<'a> {
+    msg: &'a [u8],
+    start: usize,
+    count: u16,
+    cut: bool,
+}
 
-/// Read the resource record at `pos` (RFC 1035 §4.1.3); returns it and
-/// where the next one starts.
-fn read_record(msg: &[u8], pos: usize) -> Result<(Record, usize)> {
+impl Answers<'_> {
+    /// The A records of `name`, or of the name its CNAME chain ends at
+    /// (RFC 1034 §3.6.2: a recursive server answers an alias with the
+    /// CNAMEs followed and the target's records).
+    ///
+    /// Records for other names are ignored: a server has no business
+    /// answering them, and they must not be taken for `name`'s. Each pass
+    /// over the records follows one CNAME (their order is free), so nothing
+    /// is kept but the addresses.
+    fn addresses(&self, name: &Name) -> Result<Vec<Ipv4Addr>> {
+        let mut target = name.clone();
+        let mut hops = 0;
+        loop {
+            let mut addrs = Vec::new();
+            let mut alias = None;
+            let records = self.each(&mut |owner, data| {
+                if *owner != target {
+                    return;
+                }
+                match data {
+                    Data::A(addr) => addrs.push(addr),
+                    // The first CNAME of a name, as a resolver reads them.
+                    Data::Cname(next) if alias.is_none() => alias = Some(next),
+                    _ => {}
+                }
+            })?;
+            let Some(next) = alias else { return Ok(addrs) };
+            // A chain longer than the records that make it must revisit a
+            // name.
+            hops += 1;
+            if hops > records {
+                return Err(Error::Malformed);
+            }
+            target = next;
+        }
+    }
+
+    /// Read the records in order and give each to `f` with its owner name;
+    /// returns how many there were.
+    fn each(&self, f: &mut dyn FnMut(&Name, Data)) -> Result<usize> {
+        let mut pos = self.start;
+        for n in 0..self.count {
+            match read_record(self.msg, pos) {
+                Ok((owner, data, next)) => {
+                    f(&owner, data);
+                    pos = next;
+                }
+                Err(_) if self.cut => return Ok(usize::from(n)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(usize::from(self.count))
+    }
+}
+
+/// Read the resource record at `pos` (RFC 1035 §4.1.3); returns its owner,
+/// its data and where the next one starts.
+fn read_record(msg: &[u8], pos: usize) -> Result<(Name, Data, usize)> {
     let (owner, pos) = read_name(msg, pos)?;
     let rtype = read_u16(msg, pos)?;
     let class = read_u16(msg, pos + 2)?;
@@ -205,36 +296,7 @@ fn read_record(msg: &[u8], pos: usize) -> Result<(Record, usize)> {
         }
         _ => Data::Other,
     };
-    Ok(((owner, data), start + rdlen))
-}
-
-/// The A records of `name`, or of the name its CNAME chain in `records`
-/// ends at (RFC 1034 §3.6.2: a recursive server answers an alias with the
-/// CNAMEs followed and the target's records).
-///
-/// Records for other names are ignored: a server has no business answering
-/// them, and they must not be taken for `name`'s.
-fn addresses(records: &[Record], name: &Name) -> Result<Vec<Ipv4Addr>> {
-    let mut target = name;
-    let mut hops = 0;
-    while let Some(next) = records.iter().find_map(|(owner, data)| match data {
-        Data::Cname(next) if owner == target => Some(next),
-        _ => None,
-    }) {
-        // A chain longer than the records that make it must revisit a name.
-        hops += 1;
-        if hops > records.len() {
-            return Err(Error::Malformed);
-        }
-        target = next;
-    }
-    Ok(records
-        .iter()
-        .filter_map(|(owner, data)| match data {
-            Data::A(addr) if owner == target => Some(*addr),
-            _ => None,
-        })
-        .collect())
+    Ok((owner, data, start + rdlen))
 }
 
 /// Read the (possibly compressed) name at `pos` (RFC 1035 §4.1.4); returns
@@ -253,7 +315,7 @@ fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize)> {
         match len & 0xc0 {
             0x00 => {
                 let label = msg.get(pos + 1..pos + 1 + usize::from(len));
-                name.push(len, label.ok_or(Error::Truncated)?)?;
+                name.push(label.ok_or(Error::Truncated)?)?;
                 pos += 1 + usize::from(len);
                 if len == 0 {
                     return Ok((name, after.unwrap_or(pos)));
@@ -297,7 +359,7 @@ mod test {
     ];
 
     fn name() -> Name {
-        Name::new("teredo.remlab.net").unwrap()
+        Name::new(b"teredo.remlab.net").unwrap()
     }
 
     /// A reply to [`QUERY`] (question at offset 12) with `flags`,
@@ -325,21 +387,25 @@ mod test {
     #[test]
     fn names_refused() {
         for bad in ["", ".", "a..b", "a.", &"x".repeat(64)] {
-            assert_eq!(Name::new(bad).err(), Some(Error::Malformed), "{bad:?}");
+            assert_eq!(
+                Name::new(bad.as_bytes()).err(),
+                Some(Error::Malformed),
+                "{bad:?}"
+            );
         }
         // 127 one-letter labels: 254 bytes with the root, the largest name.
         let longest = ["a"; 127].join(".");
-        assert_eq!(Name::new(&longest).unwrap().wire.len(), 255);
+        assert_eq!(Name::new(longest.as_bytes()).unwrap().wire().len(), 255);
         let too_long = ["a"; 128].join(".");
-        assert!(Name::new(&too_long).is_err());
-        assert!(Name::new(&"x".repeat(63)).is_ok());
+        assert!(Name::new(too_long.as_bytes()).is_err());
+        assert!(Name::new("x".repeat(63).as_bytes()).is_ok());
     }
 
     #[test]
     fn names_compare_without_case() {
-        assert!(Name::new("Teredo.REMLAB.net").unwrap() == name());
-        assert!(Name::new("teredo.remlab.org").unwrap() != name());
-        assert!(Name::new("teredo.remlab").unwrap() != name());
+        assert!(Name::new(b"Teredo.REMLAB.net").unwrap() == name());
+        assert!(Name::new(b"teredo.remlab.org").unwrap() != name());
+        assert!(Name::new(b"teredo.remlab").unwrap() != name());
     }
 
     #[test]
@@ -424,7 +490,7 @@ mod test {
         msg[2] = 0x91;
         assert_eq!(parse_reply(&msg, 0xbeef, &name()), Err(Error::Unrecognized));
         // Another name, another type, another class, two questions.
-        let other = Name::new("teredo.remlab.org").unwrap();
+        let other = Name::new(b"teredo.remlab.org").unwrap();
         assert_eq!(parse_reply(&good, 0xbeef, &other), Err(Error::Unrecognized));
         for (at, value) in [(32, 28), (34, 3), (5, 2)] {
             let mut msg = good.clone();
@@ -482,10 +548,10 @@ mod test {
             3, b'n', b'e', b't', 0, 6, b'r', b'e', b'm', b'l', b'a', b'b', 0xc0, 0, 0xc0, 5,
         ];
         let (n, next) = read_name(&msg, 14).unwrap();
-        assert!(n == Name::new("remlab.net").unwrap());
+        assert!(n == Name::new(b"remlab.net").unwrap());
         assert_eq!(next, 16);
         let (n, next) = read_name(&msg, 5).unwrap();
-        assert!(n == Name::new("remlab.net").unwrap());
+        assert!(n == Name::new(b"remlab.net").unwrap());
         assert_eq!(next, 14);
         // Pointing at itself, forwards, or into the labels it ends.
         assert_eq!(read_name(&[0xc0, 0], 0).err(), Some(Error::Malformed));
@@ -538,12 +604,12 @@ mod test {
         #[test]
         fn query_round_trip(labels in prop::collection::vec("[a-zA-Z0-9-]{1,63}", 1..4), id in any::<u16>()) {
             let host = labels.join(".");
-            let name = Name::new(&host).unwrap();
+            let name = Name::new(host.as_bytes()).unwrap();
             // A query with QR set reads back as an answer without records.
             let mut msg = query(id, &name);
             msg[2] |= 0x80;
             prop_assert_eq!(parse_reply(&msg, id, &name), Ok(Reply::Addresses(vec![])));
-            prop_assert_eq!(&msg[HEADER_LEN..msg.len() - 4], name.wire);
+            prop_assert_eq!(&msg[HEADER_LEN..msg.len() - 4], name.wire());
         }
     }
 }

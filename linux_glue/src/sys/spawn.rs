@@ -23,9 +23,9 @@
 
 use core::fmt;
 use core::ptr;
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::cvt;
@@ -113,53 +113,43 @@ impl Child {
 
 /// Start `program` with arguments `args` and this process's environment
 /// with `vars` (each `NAME=value`) added, replacing inherited variables of
-/// the same names. A `program` without `/` is looked up in `PATH` as
-/// `execvp(3)` does (and `Command` did); otherwise it is run as given.
+/// the same names. A `program` without `/` is looked up in the inherited
+/// `PATH` as `execvp(3)` does (and `Command` did); otherwise it is run as
+/// given.
 pub fn spawn(program: &Path, args: &[&str], vars: &[String]) -> io::Result<Child> {
     let name = program.as_os_str().as_bytes();
-    let mut search = None;
-    let mut env = Vec::new();
-    for (key, value) in std::env::vars_os() {
-        if key == "PATH" {
-            search = Some(value.clone());
-        }
-        let key = key.into_vec();
-        let replaced = vars.iter().any(|v| {
-            v.as_bytes()
-                .strip_prefix(key.as_slice())
-                .is_some_and(|rest| rest.first() == Some(&b'='))
-        });
-        if !replaced {
-            let mut entry = key;
-            entry.push(b'=');
-            entry.extend_from_slice(value.as_bytes());
-            env.push(c_string(entry)?);
-        }
+    // The program's name, its arguments, then the variables: one loop.
+    let mut strings = vec![c_string(name)?];
+    for s in args
+        .iter()
+        .map(|a| a.as_bytes())
+        .chain(vars.iter().map(|v| v.as_bytes()))
+    {
+        strings.push(c_string(s)?);
     }
-    for v in vars {
-        env.push(c_string(v.as_bytes().to_vec())?);
-    }
-    let mut argv = vec![c_string(name.to_vec())?];
-    for a in args {
-        argv.push(c_string(a.as_bytes().to_vec())?);
-    }
-    let (argv_p, env_p) = (pointers(&argv), pointers(&env));
+    let (argv, vars) = strings.split_at(1 + args.len());
+    let (mut envp, search) = inherited_except(vars);
+    envp.extend(pointers(vars));
+    let argv_p: Vec<_> = pointers(argv).collect();
     if name.contains(&b'/') {
-        return start(&argv[0], &argv_p, &env_p);
+        return start(&strings[0], &argv_p, &envp);
     }
     // As execvp(3): try each directory in turn; one where the program is
     // missing (or the directory is) is skipped, one where it may not be run
     // is remembered in case no later one has it, any other error is final.
     // An empty entry means the current directory.
-    let search = search.map_or_else(|| DEFAULT_PATH.to_vec(), OsString::into_vec);
     let mut failure = io::Error::from_raw_os_error(libc::ENOENT);
-    for dir in search.split(|&b| b == b':') {
+    for dir in search
+        .as_deref()
+        .unwrap_or(DEFAULT_PATH)
+        .split(|&b| b == b':')
+    {
         let mut path = dir.to_vec();
         if !path.is_empty() {
             path.push(b'/');
         }
         path.extend_from_slice(name);
-        match start(&c_string(path)?, &argv_p, &env_p) {
+        match start(&c_string(&path)?, &argv_p, &envp) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => failure = e,
             started => return started,
@@ -168,18 +158,61 @@ pub fn spawn(program: &Path, args: &[&str], vars: &[String]) -> io::Result<Child
     Err(failure)
 }
 
-/// `bytes` as a C string; an interior NUL (only possible in a path or a
-/// value given to us) is an error, not a truncation.
-fn c_string(bytes: Vec<u8>) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+extern "C" {
+    /// The process environment (environ(7)): a NULL-terminated array of
+    /// `NAME=value` C strings, owned by the C library. Declared here because
+    /// the `libc` crate declares it for glibc only.
+    static environ: *const *const libc::c_char;
 }
 
-/// The NULL-terminated pointer array `posix_spawn` takes for `argv`/`envp`;
-/// it borrows `strings`, which must outlive its use.
-fn pointers(strings: &[CString]) -> Vec<*mut libc::c_char> {
-    let mut p: Vec<_> = strings.iter().map(|s| s.as_ptr().cast_mut()).collect();
-    p.push(ptr::null_mut());
-    p
+/// The entries of the inherited environment whose names no entry of `vars`
+/// has, as pointers into the C library's environment; and the inherited
+/// `PATH`, if any.
+///
+/// Read in place rather than through `std::env::vars_os`, which copies every
+/// entry into a pair of new strings only for them to be joined again.
+fn inherited_except(vars: &[CString]) -> (Vec<*const libc::c_char>, Option<Vec<u8>>) {
+    let mut kept = Vec::new();
+    let mut search = None;
+    // SAFETY: `environ` is NULL or a NULL-terminated array of pointers to C
+    // strings, and only `setenv`/`putenv`/`unsetenv` (which
+    // `std::env::set_var` and `remove_var` call) change it or free what it
+    // points to. This program calls none of them; and std documents those
+    // calls as sound only in a single-threaded process, so no other thread
+    // can change the environment while this loop reads it or while
+    // `posix_spawn` reads the kept pointers: the caller passes them on at
+    // once, in this same thread.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let bytes = CStr::from_ptr(*entry).to_bytes();
+            if let Some(path) = bytes.strip_prefix(b"PATH=") {
+                search = Some(path.to_vec());
+            }
+            if !vars.iter().any(|v| name(v.as_bytes()) == name(bytes)) {
+                kept.push(*entry);
+            }
+            entry = entry.add(1);
+        }
+    }
+    (kept, search)
+}
+
+/// Pointers to `strings` and a final NULL: the arrays `posix_spawn` takes
+/// for `argv` and `envp` (they borrow `strings`).
+fn pointers(strings: &[CString]) -> impl Iterator<Item = *const libc::c_char> + '_ {
+    strings.iter().map(|s| s.as_ptr()).chain([ptr::null()])
+}
+
+/// The variable name of the environment entry `NAME=value`.
+fn name(entry: &[u8]) -> &[u8] {
+    entry.split(|&b| b == b'=').next().unwrap_or_default()
+}
+
+/// `bytes` as a C string; an interior NUL (only possible in a path or a
+/// value given to us) is an error, not a truncation.
+fn c_string(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// An error number returned (not set in errno) by the `posix_spawn` family.
@@ -191,7 +224,11 @@ fn check(ret: libc::c_int) -> io::Result<()> {
 }
 
 /// One `posix_spawn` of `path`, with the settings the module doc lists.
-fn start(path: &CStr, argv: &[*mut libc::c_char], envp: &[*mut libc::c_char]) -> io::Result<Child> {
+fn start(
+    path: &CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> io::Result<Child> {
     // SAFETY: both are plain C structs for which all-zero bytes are valid;
     // the init calls below set them up in place (they are never moved), and
     // each one initialised is destroyed before returning.
@@ -217,8 +254,8 @@ fn configure_and_spawn(
     actions: &mut libc::posix_spawn_file_actions_t,
     attr: &mut libc::posix_spawnattr_t,
     path: &CStr,
-    argv: &[*mut libc::c_char],
-    envp: &[*mut libc::c_char],
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
 ) -> io::Result<libc::pid_t> {
     // SAFETY: sigset_t is plain data that sigemptyset initialises next;
     // sigaddset only writes into the local set.
@@ -248,16 +285,17 @@ fn configure_and_spawn(
     let mut pid = 0;
     // SAFETY: `path` is a C string; `argv` and `envp` are NULL-terminated
     // arrays of pointers to C strings that the caller keeps alive across the
-    // call (the child has exec'd, or failed to, when it returns); `actions`
-    // and `attr` are initialised.
+    // call (ours, or the unchanging environment's: see `inherited_except`;
+    // the child has exec'd, or failed to, when it returns); `actions` and
+    // `attr` are initialised.
     check(unsafe {
         libc::posix_spawn(
             &mut pid,
             path.as_ptr(),
             actions,
             attr,
-            argv.as_ptr(),
-            envp.as_ptr(),
+            argv.as_ptr().cast(),
+            envp.as_ptr().cast(),
         )
     })?;
     Ok(pid)
