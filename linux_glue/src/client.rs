@@ -27,9 +27,10 @@
 //!
 //! The data path is the core's: every datagram goes to
 //! [`Client::handle_udp`] and every packet read from the tunnel to
-//! [`Client::handle_ipv6`]; their [`Output`] (a datagram to send or a packet
-//! to write to the tunnel, borrowing the input) is carried out at once, and
-//! [`Client::poll_transmit`] is drained after every input.
+//! [`Client::handle_ipv6`]; their output (a datagram to send or a packet to
+//! write to the tunnel, borrowing the input) is carried out at once
+//! ([`role::deliver`]), and [`Client::poll_transmit`] is drained after every
+//! input.
 //!
 //! Code size (routers, issue #2): the loop's big steps (an input, a drain,
 //! a reload, a status report, the loop itself) are `#[inline(never)]`.
@@ -42,16 +43,14 @@
 //! (see there), and [`run`] stays out of `main`. Start-up, signals, binding
 //! and polling go through the helpers all roles share ([`crate::role`]).
 
-use core::fmt::{self, Display, Write as _};
+use core::fmt::{self, Display};
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::io;
 use std::os::fd::AsFd;
 
 use log::{debug, error, info, warn};
 use shipworm_core::addr::{is_global_unicast, TeredoAddr};
-use shipworm_core::client::{
-    Client, Config, DataDrop, Destination, Event, NatMapping, NatType, Output, RaDrop, State,
-};
+use shipworm_core::client::{Client, Config, DataDrop, Event, NatMapping, NatType, RaDrop, State};
 use shipworm_core::time::{Duration, Instant};
 
 use crate::cli::{ClientArgs, ProcessArgs, Reload, Role};
@@ -60,7 +59,7 @@ use crate::dns;
 use crate::hook::{HookState, Hooks, Snapshot, HOOK_POLL};
 use crate::privileges::{Keep, Target};
 
-use crate::role::{self, Error, SignalHandler};
+use crate::role::{self, Error, Sends, SignalHandler};
 use crate::status::{self, ClientView, StatusSocket};
 use crate::sys::clock;
 use crate::sys::netlink::{self, Ipv4Change, Monitor, Netlink, Op};
@@ -224,17 +223,6 @@ fn and_fallback(fallback: &Option<Ipv4Addr>) -> Maybe<'_> {
     )
 }
 
-/// Add ` name=N` to a status line's list of drop reasons (a colon opens
-/// the list) unless `n` is zero.
-fn push_drops(list: &mut String, name: &str, n: u64) {
-    if n > 0 {
-        if list.is_empty() {
-            list.push(':');
-        }
-        let _ = write!(list, " {name}={n}");
-    }
-}
-
 /// An IPv4 change at debug level, in words rather than through `Debug`
 /// (which the release build would otherwise have to carry).
 fn log_ipv4_change(change: Ipv4Change) {
@@ -261,10 +249,9 @@ struct Direct {
 /// [`Direct::apply`].
 #[derive(Clone, Copy)]
 enum Change {
-    /// Bring the link up with the new MTU (also sets a changed MTU).
-    LinkUp,
-    /// Bring the link down.
-    LinkDown,
+    /// Bring the link up with the new MTU (also sets a changed MTU), or
+    /// down.
+    Link(bool),
     /// Add or remove one of the addresses.
     Address(Op, Which),
     /// Add or remove the default route ([`ROUTE_METRIC`]).
@@ -285,7 +272,7 @@ type Step = (Change, &'static str);
 
 /// Qualified: the link, its addresses and the default route.
 const BRING_UP: &[Step] = &[
-    (Change::LinkUp, "cannot bring the link up"),
+    (Change::Link(true), "cannot bring the link up"),
     (
         Change::Address(Op::Add, Which::NewLinkLocal),
         "cannot add the link-local address",
@@ -301,7 +288,7 @@ const BRING_UP: &[Step] = &[
 ];
 
 /// Still up, with a new MTU.
-const NEW_MTU: &[Step] = &[(Change::LinkUp, "cannot set the MTU")];
+const NEW_MTU: &[Step] = &[(Change::Link(true), "cannot set the MTU")];
 
 /// Still up, with the other link-local address (the cone flag changed).
 const NEW_LINK_LOCAL: &[Step] = &[
@@ -342,7 +329,7 @@ const TAKE_DOWN: &[Step] = &[
         Change::Address(Op::Delete, Which::OldLinkLocal),
         "cannot remove the link-local address",
     ),
-    (Change::LinkDown, "cannot bring the link down"),
+    (Change::Link(false), "cannot bring the link down"),
 ];
 
 /// The step tables that take the tunnel from `old` to `new`, in order.
@@ -379,8 +366,7 @@ impl Direct {
     fn change(&mut self, change: Change, old: &Snapshot, new: &Snapshot, what: &str) {
         let index = self.index;
         let result = match change {
-            Change::LinkUp => self.nl.set_link(index, true, Some(new.mtu.into())),
-            Change::LinkDown => self.nl.set_link(index, false, None),
+            Change::Link(up) => self.nl.set_link(index, up, up.then_some(new.mtu.into())),
             Change::Address(op, which) => {
                 let (addr, len) = match which {
                     Which::NewLinkLocal => (new.lladdress(), LINK_LOCAL_PREFIX_LEN),
@@ -459,42 +445,10 @@ enum Input {
 #[derive(Debug, Default)]
 struct Counters {
     received: u64,
-    sent: u64,
-    send_failed: u64,
     tunnel_read: u64,
-    tunnel_written: u64,
-    tunnel_write_failed: u64,
     ipv4_changes: u64,
-}
-
-/// Carry out one output of the core: a datagram from the service port or a
-/// packet into the tunnel.
-fn deliver(udp: &UdpSocket, tun: &Tun, counters: &mut Counters, output: Output<'_>) {
-    match output {
-        Output::None => {}
-        Output::Udp { to, data } => send_udp(udp, counters, to, data),
-        Output::Tunnel(packet) => write_tunnel(tun, counters, packet),
-    }
-}
-
-fn send_udp(udp: &UdpSocket, counters: &mut Counters, to: SocketAddrV4, data: &[u8]) {
-    match udp.send_to(data, to) {
-        Ok(_) => counters.sent += 1,
-        Err(e) => {
-            counters.send_failed += 1;
-            debug!("send to {to}: {e}");
-        }
-    }
-}
-
-fn write_tunnel(tun: &Tun, counters: &mut Counters, packet: &[u8]) {
-    match tun.write(packet) {
-        Ok(()) => counters.tunnel_written += 1,
-        Err(e) => {
-            counters.tunnel_write_failed += 1;
-            debug!("write to {}: {e}", tun.name());
-        }
-    }
+    /// Datagrams sent and packets written.
+    sent: Sends,
 }
 
 /// Create the tunnel, open the sockets, resolve the servers and run the
@@ -587,8 +541,8 @@ pub fn run(mut args: ClientArgs, reload: Reload, process: &ProcessArgs) -> Resul
         requalify_at: None,
         requalifying: None,
         resolve_again: false,
-        buf: vec![0u8; SLOT].into_boxed_slice(),
-        out: vec![0u8; SLOT].into_boxed_slice(),
+        buf: role::zeroed(SLOT),
+        out: role::zeroed(SLOT),
         counters: Counters::default(),
         reload,
     }
@@ -722,18 +676,11 @@ fn rebind(old: &ClientArgs, args: &mut ClientArgs, udp: &mut UdpSocket) -> bool 
         return false;
     }
     let local = SocketAddrV4::new(args.bind, args.port);
-    match role::bind(local, SOCKET_BUFFER) {
-        Ok(new) => {
-            *udp = new;
-            info!("reload: now on UDP {local}");
-            true
-        }
-        Err(e) => {
-            error!("reload: {e}; keeping the old service port");
-            (args.bind, args.port) = (old.bind, old.port);
-            false
-        }
+    let rebound = role::rebind(udp, local, SOCKET_BUFFER, "");
+    if !rebound {
+        (args.bind, args.port) = (old.bind, old.port);
     }
+    rebound
 }
 
 struct EventLoop {
@@ -918,6 +865,7 @@ impl EventLoop {
             status,
             ..
         } = self;
+        let s = &c.sent;
         // A trait object: one instance of `serve` for every role.
         let render: &mut dyn FnMut(&mut status::Json<'_>) = &mut |j| {
             status::client(
@@ -929,11 +877,11 @@ impl EventLoop {
                 client.stats(),
                 &[
                     ("received", c.received),
-                    ("sent", c.sent),
-                    ("send_failed", c.send_failed),
+                    ("sent", s.udp_sent),
+                    ("send_failed", s.udp_send_failed),
                     ("tunnel_read", c.tunnel_read),
-                    ("tunnel_written", c.tunnel_written),
-                    ("tunnel_write_failed", c.tunnel_write_failed),
+                    ("tunnel_written", s.tun_written),
+                    ("tunnel_write_failed", s.tun_write_failed),
                     ("ipv4_changes", c.ipv4_changes),
                 ],
             )
@@ -971,7 +919,7 @@ impl EventLoop {
         let s = self.client.stats();
         let mut drops = String::new();
         for r in RaDrop::ALL {
-            push_drops(&mut drops, r.name(), s.ra_drops(r));
+            role::push_drops(&mut drops, r.name(), s.ra_drops(r));
         }
         info!(
             "stats: {} router solicitations sent, {} advertisements accepted, {} dropped{drops}",
@@ -981,7 +929,7 @@ impl EventLoop {
         );
         let mut drops = String::new();
         for r in DataDrop::ALL {
-            push_drops(&mut drops, r.name(), s.data_drops(r));
+            role::push_drops(&mut drops, r.name(), s.data_drops(r));
         }
         info!(
             "data: {} peers, {} delivered, {} sent direct, {} queued ({} released), \
@@ -998,15 +946,16 @@ impl EventLoop {
             s.total_data_drops(),
         );
         let c = &self.counters;
+        let sent = &c.sent;
         info!(
             "sockets: {} datagrams received, {} sent, {} sends failed; tunnel: {} packets \
              read, {} written, {} writes failed; {} IPv4 changes seen",
             c.received,
-            c.sent,
-            c.send_failed,
+            sent.udp_sent,
+            sent.udp_send_failed,
             c.tunnel_read,
-            c.tunnel_written,
-            c.tunnel_write_failed,
+            sent.tun_written,
+            sent.tun_write_failed,
             c.ipv4_changes
         );
     }
@@ -1026,14 +975,10 @@ impl EventLoop {
 
     fn on_tunnel(&mut self, now: Instant) {
         for _ in 0..PER_WAKE {
-            match self.tun.read(&mut self.buf) {
-                Ok(Some(n)) => self.input(now, Input::Tunnel, n),
-                Ok(None) => return,
-                Err(e) => {
-                    debug!("read from {}: {e}", self.tun.name());
-                    return;
-                }
-            }
+            let Some(n) = role::read_tunnel(&self.tun, &mut self.buf) else {
+                return;
+            };
+            self.input(now, Input::Tunnel, n);
         }
     }
 
@@ -1062,7 +1007,7 @@ impl EventLoop {
                 client.handle_ipv6(now, data, out)
             }
         };
-        deliver(udp, tun, counters, output);
+        role::deliver(udp, tun, &mut counters.sent, output);
         self.drain(now);
     }
 
@@ -1108,10 +1053,7 @@ impl EventLoop {
     fn drain(&mut self, now: Instant) {
         while let Some(t) = self.client.poll_transmit(now, &mut self.out) {
             let data = self.out.get(..t.len).unwrap_or_default();
-            match t.dest {
-                Destination::Udp(to) => send_udp(&self.udp, &mut self.counters, to, data),
-                Destination::Tunnel => write_tunnel(&self.tun, &mut self.counters, data),
-            }
+            role::transmit(&self.udp, &self.tun, &mut self.counters.sent, t.dest, data);
         }
         while let Some(event) = self.client.poll_event() {
             self.on_event(now, event);
@@ -1341,12 +1283,6 @@ mod test {
             Maybe(" (in ", Some(&took), " s)").to_string(),
             " (in 0.020 s)"
         );
-        let mut drops = String::new();
-        push_drops(&mut drops, "a", 0);
-        assert_eq!(drops, "");
-        push_drops(&mut drops, "b", 2);
-        push_drops(&mut drops, "c", 1);
-        assert_eq!(drops, ": b=2 c=1");
     }
 
     #[test]

@@ -67,16 +67,16 @@ use core::net::{Ipv6Addr, SocketAddrV4};
 use std::io;
 use std::os::fd::AsFd;
 
-use log::{debug, error, info, warn};
+use log::{error, info, warn};
 use shipworm_core::relay::{Config, Relay, RelayKind};
 use shipworm_core::time::Instant;
-use shipworm_core::tunnel::{Destination, Output};
+use shipworm_core::tunnel::Output;
 
 use crate::cli::ProcessArgs;
 use crate::cli::{RelayArgs, Reload, Role};
 use crate::config;
 use crate::privileges::{Keep, Target};
-use crate::role::{self, prefix_addr, Error, SignalHandler, BATCH, BATCHES_PER_WAKE};
+use crate::role::{self, prefix_addr, Error, Sends, SignalHandler, BATCH, BATCHES_PER_WAKE};
 use crate::status::{self, StatusSocket};
 use crate::sys::clock;
 use crate::sys::netlink::{Netlink, Op};
@@ -326,11 +326,9 @@ fn set_up_tunnel(nl: &mut Netlink, tun: &Tun, mtu: u16, prefix: Ipv6Addr) -> io:
 struct Counters {
     udp_received: u64,
     udp_truncated: u64,
-    udp_sent: u64,
-    udp_send_failed: u64,
     tun_read: u64,
-    tun_written: u64,
-    tun_write_failed: u64,
+    /// Datagrams sent and packets written.
+    sent: Sends,
 }
 
 struct EventLoop {
@@ -416,6 +414,7 @@ impl EventLoop {
             status,
             ..
         } = self;
+        let s = &c.sent;
         let local = udp
             .local_addr()
             .unwrap_or(SocketAddrV4::new(core::net::Ipv4Addr::UNSPECIFIED, 0));
@@ -431,11 +430,11 @@ impl EventLoop {
                 &[
                     ("udp_received", c.udp_received),
                     ("udp_truncated", c.udp_truncated),
-                    ("udp_sent", c.udp_sent),
-                    ("udp_send_failed", c.udp_send_failed),
+                    ("udp_sent", s.udp_sent),
+                    ("udp_send_failed", s.udp_send_failed),
                     ("tun_read", c.tun_read),
-                    ("tun_written", c.tun_written),
-                    ("tun_write_failed", c.tun_write_failed),
+                    ("tun_written", s.tun_written),
+                    ("tun_write_failed", s.tun_write_failed),
                 ],
             )
         };
@@ -450,16 +449,17 @@ impl EventLoop {
             self.relay.stats()
         );
         let c = &self.counters;
+        let s = &c.sent;
         info!(
             "UDP: {} datagrams received ({} too long, dropped), {} sent, {} sends failed; \
              tunnel: {} packets read, {} written, {} writes failed",
             c.udp_received,
             c.udp_truncated,
-            c.udp_sent,
-            c.udp_send_failed,
+            s.udp_sent,
+            s.udp_send_failed,
             c.tun_read,
-            c.tun_written,
-            c.tun_write_failed
+            s.tun_written,
+            s.tun_write_failed
         );
     }
 
@@ -486,7 +486,7 @@ impl EventLoop {
                     continue;
                 }
                 let output = relay.handle_udp(now, dgram.from, dgram.data, out);
-                carry_out(output, &mut tx, tun, counters);
+                carry_out(output, &mut tx, udp, tun, counters);
                 drain_transmits(relay, udp, tun, transmit, counters, now);
             }
             finish(tx, udp, counters);
@@ -500,17 +500,11 @@ impl EventLoop {
             let mut lens = [0usize; BATCH];
             let mut n = 0;
             for (slot, len) in self.tun_rx.chunks_exact_mut(SLOT).zip(lens.iter_mut()) {
-                match self.tun.read(slot) {
-                    Ok(Some(got)) => {
-                        *len = got;
-                        n += 1;
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        debug!("read from {}: {e}", self.tun.name());
-                        break;
-                    }
-                }
+                let Some(got) = role::read_tunnel(&self.tun, slot) else {
+                    break;
+                };
+                *len = got;
+                n += 1;
             }
             if n == 0 {
                 return;
@@ -543,7 +537,7 @@ impl EventLoop {
             counters.tun_read += 1;
             let packet = slot.get(..len).unwrap_or_default();
             let output = relay.handle_ipv6(now, packet, out);
-            carry_out(output, &mut tx, tun, counters);
+            carry_out(output, &mut tx, udp, tun, counters);
             drain_transmits(relay, udp, tun, transmit, counters, now);
         }
         finish(tx, udp, counters);
@@ -554,34 +548,26 @@ impl EventLoop {
 fn carry_out<'a>(
     output: Output<'a>,
     tx: &mut SendBatch<'_, 'a, BATCH>,
+    udp: &UdpSocket,
     tun: &Tun,
     counters: &mut Counters,
 ) {
     match output {
-        Output::None => {}
         Output::Udp { to, data } => tx.push(to, data),
-        Output::Tunnel(packet) => write_tunnel(tun, counters, packet),
+        // A tunnel packet, or nothing.
+        other => role::deliver(udp, tun, &mut counters.sent, other),
     }
 }
 
 /// Send the batch and count the outcome.
 fn finish(tx: SendBatch<'_, '_, BATCH>, udp: &UdpSocket, counters: &mut Counters) {
+    let sent = &mut counters.sent;
     role::count_sent(
         tx.finish(),
         udp,
-        &mut counters.udp_sent,
-        &mut counters.udp_send_failed,
+        &mut sent.udp_sent,
+        &mut sent.udp_send_failed,
     );
-}
-
-fn write_tunnel(tun: &Tun, counters: &mut Counters, packet: &[u8]) {
-    match tun.write(packet) {
-        Ok(()) => counters.tun_written += 1,
-        Err(e) => {
-            counters.tun_write_failed += 1;
-            debug!("write to {}: {e}", tun.name());
-        }
-    }
 }
 
 /// Everything [`Relay::poll_transmit`] has, sent one by one (the slow path).
@@ -595,16 +581,7 @@ fn drain_transmits(
 ) {
     while let Some(t) = relay.poll_transmit(now, buf) {
         let data = buf.get(..t.len).unwrap_or_default();
-        match t.dest {
-            Destination::Udp(to) => match udp.send_to(data, to) {
-                Ok(_) => counters.udp_sent += 1,
-                Err(e) => {
-                    counters.udp_send_failed += 1;
-                    debug!("send to {to}: {e}");
-                }
-            },
-            Destination::Tunnel => write_tunnel(tun, counters, data),
-        }
+        role::transmit(udp, tun, &mut counters.sent, t.dest, data);
     }
 }
 
@@ -672,26 +649,9 @@ impl EventLoop {
         let mut changed = false;
         if (new.bind, new.port) != (args.bind, args.port) {
             let local = SocketAddrV4::new(new.bind, new.port);
-            match UdpSocket::bind(local, SOCKET_BUFFER) {
-                Ok(udp) => {
-                    self.udp = udp;
-                    (args.bind, args.port) = (new.bind, new.port);
-                    changed = true;
-                    info!("reload: now on UDP {local}; peers kept");
-                }
-                Err(e) => {
-                    let why: &dyn core::fmt::Display = match e.kind() {
-                        io::ErrorKind::PermissionDenied => {
-                            &"ports below 1024 need a privilege the relay gave up; \
-                              restart to use it"
-                        }
-                        _ => &e,
-                    };
-                    error!(
-                        "reload: cannot bind {local}: {why}; keeping UDP {}:{}",
-                        args.bind, args.port
-                    );
-                }
+            if role::rebind(&mut self.udp, local, SOCKET_BUFFER, "; peers kept") {
+                (args.bind, args.port) = (new.bind, new.port);
+                changed = true;
             }
         }
         if (new.kind, new.icmp_source) != (args.kind, args.icmp_source) {

@@ -15,8 +15,9 @@ use core::fmt;
 use core::net::{Ipv6Addr, SocketAddrV4};
 use std::io;
 
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use shipworm_core::time::Duration;
+use shipworm_core::tunnel::{Destination, Output};
 
 use crate::sys::netlink::Netlink;
 use crate::sys::poll::{self, PollFd};
@@ -61,17 +62,21 @@ impl Error {
 
 impl Error {
     /// A start-up error "`context`: `cause`".
-    // One non-generic body for every such message of every role.
-    #[inline(never)]
     pub fn startup(context: &str, cause: &dyn fmt::Display) -> Error {
-        Error::Startup(format!("{context}: {cause}"))
+        Error::Startup(with_cause(context, cause))
     }
 
     /// A run-time error "`context`: `cause`".
-    #[inline(never)]
     pub fn runtime(context: &str, cause: &dyn fmt::Display) -> Error {
-        Error::Runtime(format!("{context}: {cause}"))
+        Error::Runtime(with_cause(context, cause))
     }
+}
+
+/// "`context`: `cause`".
+// One non-generic body for every such message of every role.
+#[inline(never)]
+fn with_cause(context: &str, cause: &dyn fmt::Display) -> String {
+    format!("{context}: {cause}")
 }
 
 impl fmt::Display for Error {
@@ -156,6 +161,30 @@ pub fn bind(sa: SocketAddrV4, buffer_bytes: usize) -> Result<UdpSocket, Error> {
     })
 }
 
+/// SIGHUP with a new service address: bind `local` in place of `udp`;
+/// `true` if that worked. A failure (a port in use, or below 1024 now that
+/// privileges are gone) keeps the old socket. The log line names the new
+/// address and ends with `outcome` (what else the change means to the role).
+#[inline(never)]
+pub fn rebind(
+    udp: &mut UdpSocket,
+    local: SocketAddrV4,
+    buffer_bytes: usize,
+    outcome: &str,
+) -> bool {
+    match bind(local, buffer_bytes) {
+        Ok(new) => {
+            *udp = new;
+            info!("reload: now on UDP {local}{outcome}");
+            true
+        }
+        Err(e) => {
+            error!("reload: {e}; keeping UDP {}", SockName(udp));
+            false
+        }
+    }
+}
+
 /// `poll(2)` for an event loop: a failure ends the loop.
 pub fn poll(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> Result<(), Error> {
     match poll::poll(fds, timeout) {
@@ -164,10 +193,17 @@ pub fn poll(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> Result<(), Err
     }
 }
 
-/// A socket's address for logs.
-pub fn sock_name(sock: &UdpSocket) -> String {
-    sock.local_addr()
-        .map_or_else(|_| "?".to_owned(), |a| a.to_string())
+/// A socket's address for logs, written straight into the line (no
+/// `String` per message); `?` if the kernel cannot say.
+pub struct SockName<'a>(pub &'a UdpSocket);
+
+impl fmt::Display for SockName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.local_addr() {
+            Ok(a) => fmt::Display::fmt(&a, f),
+            Err(_) => f.write_str("?"),
+        }
+    }
 }
 
 /// A zeroed buffer of `len` bytes for a role's packets, allocated once at
@@ -201,11 +237,22 @@ pub fn receive(
             // Transient (e.g. ENOMEM): the datagrams stay queued and poll
             // reports the socket again.
             Err(e) => {
-                warn!("receive on {}: {e}", sock_name(sock));
+                warn!("receive on {}: {e}", SockName(sock));
                 return;
             }
         }
     }
+}
+
+/// Read one packet from `tun` into `buf`: its length, or `None` when none
+/// is waiting or the read failed (a failure is only logged: the loop polls
+/// again).
+#[inline(never)]
+pub fn read_tunnel(tun: &Tun, buf: &mut [u8]) -> Option<usize> {
+    tun.read(buf).unwrap_or_else(|e| {
+        debug!("read from {}: {e}", tun.name());
+        None
+    })
 }
 
 /// Add a finished send batch's outcome to the role's counters.
@@ -216,8 +263,76 @@ pub fn count_sent(sent: Sent, sock: &UdpSocket, ok: &mut u64, failed: &mut u64) 
         debug!(
             "{} UDP sends from {} failed: {e}",
             sent.failed,
-            sock_name(sock)
+            SockName(sock)
         );
+    }
+}
+
+/// What a role with a tunnel counts of its own sends: datagrams from its
+/// UDP socket and packets into its tunnel.
+#[derive(Debug, Default)]
+pub struct Sends {
+    /// Datagrams the kernel accepted.
+    pub udp_sent: u64,
+    /// Datagrams the kernel refused.
+    pub udp_send_failed: u64,
+    /// Packets written to the tunnel.
+    pub tun_written: u64,
+    /// Packets the tunnel refused.
+    pub tun_write_failed: u64,
+}
+
+/// Send one datagram from `udp` or write one packet to `tun`, as the core's
+/// `dest` says, and count the outcome. A failure loses that one packet,
+/// like a lossy link: it is only logged at debug level.
+// One body for every transmission of the client and the relay: their
+// outputs, their queued transmits (bubbles, released packets, ICMPv6
+// errors) and the relay's tunnel writes.
+#[inline(never)]
+pub fn transmit(udp: &UdpSocket, tun: &Tun, sends: &mut Sends, dest: Destination, data: &[u8]) {
+    let (result, ok, failed, what, to): (_, _, _, _, &dyn fmt::Display) = match &dest {
+        Destination::Udp(to) => (
+            udp.send_to(data, *to).map(drop),
+            &mut sends.udp_sent,
+            &mut sends.udp_send_failed,
+            "send to",
+            to,
+        ),
+        Destination::Tunnel => (
+            tun.write(data),
+            &mut sends.tun_written,
+            &mut sends.tun_write_failed,
+            "write to",
+            &tun.name(),
+        ),
+    };
+    match result {
+        Ok(()) => *ok += 1,
+        Err(e) => {
+            *failed += 1;
+            debug!("{what} {to}: {e}");
+        }
+    }
+}
+
+/// Carry out one output of the core at once (see [`transmit`]).
+pub fn deliver(udp: &UdpSocket, tun: &Tun, sends: &mut Sends, output: Output<'_>) {
+    match output {
+        Output::None => {}
+        Output::Udp { to, data } => transmit(udp, tun, sends, Destination::Udp(to), data),
+        Output::Tunnel(packet) => transmit(udp, tun, sends, Destination::Tunnel, packet),
+    }
+}
+
+/// Add ` name=N` to a log line's list of drop reasons (a colon opens the
+/// list) unless `n` is zero.
+pub fn push_drops(list: &mut String, name: &str, n: u64) {
+    if n > 0 {
+        if list.is_empty() {
+            list.push(':');
+        }
+        use fmt::Write as _;
+        let _ = write!(list, " {name}={n}");
     }
 }
 
@@ -234,6 +349,19 @@ mod test {
         let msg = bind(sa, 1 << 16).unwrap_err();
         assert_eq!(msg.to_string(), format!("address {sa} is in use"));
         assert_eq!(msg.exit_code(), 2);
+        assert_eq!(SockName(&held).to_string(), sa.to_string());
+    }
+
+    #[test]
+    fn rebind_keeps_the_old_socket_on_failure() {
+        let any = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
+        let mut udp = bind(any, 1 << 16).unwrap();
+        let old = udp.local_addr().unwrap();
+        let other = bind(any, 1 << 16).unwrap();
+        assert!(!rebind(&mut udp, other.local_addr().unwrap(), 1 << 16, ""));
+        assert_eq!(udp.local_addr().unwrap(), old);
+        assert!(rebind(&mut udp, any, 1 << 16, ""));
+        assert_ne!(udp.local_addr().unwrap(), old);
     }
 
     #[test]
@@ -255,5 +383,11 @@ mod test {
             prefix_addr([0x3f, 0xfe, 0x83, 0x1f]),
             "3ffe:831f::".parse::<Ipv6Addr>().unwrap()
         );
+        let mut drops = String::new();
+        push_drops(&mut drops, "a", 0);
+        assert_eq!(drops, "");
+        push_drops(&mut drops, "b", 2);
+        push_drops(&mut drops, "c", 1);
+        assert_eq!(drops, ": b=2 c=1");
     }
 }

@@ -17,8 +17,7 @@
 //! `#[inline(never)]`, as in [`crate::relay`]: LTO would otherwise fold them
 //! into `main`, which comes out several KB bigger on mipsel.
 
-use core::fmt::Write as _;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::io;
 use std::os::fd::AsFd;
 
@@ -260,12 +259,9 @@ impl EventLoop {
         if s.total_drops() > 0 {
             let mut reasons = String::new();
             for reason in DropReason::ALL {
-                let n = s.drops(reason);
-                if n > 0 {
-                    let _ = write!(reasons, " {}={n}", reason.name());
-                }
+                role::push_drops(&mut reasons, reason.name(), s.drops(reason));
             }
-            info!("drops:{reasons}");
+            info!("drops{reasons}");
         }
         let c = &self.counters;
         info!(
@@ -305,10 +301,9 @@ impl EventLoop {
                         Ok(()) => counters.sent_ipv6 += 1,
                         Err(e) => {
                             counters.send_failed += 1;
-                            match raw6::destination(packet) {
-                                Some(to) => debug!("cannot forward to {to}: {e}"),
-                                None => debug!("cannot forward a packet: {e}"),
-                            }
+                            // The core only forwards whole IPv6 headers.
+                            let to = raw6::destination(packet).unwrap_or(Ipv6Addr::UNSPECIFIED);
+                            debug!("cannot forward to {to}: {e}");
                         }
                     },
                 }

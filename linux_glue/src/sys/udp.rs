@@ -230,18 +230,46 @@ fn sockaddr_to(sa: &libc::sockaddr_in) -> SocketAddrV4 {
     )
 }
 
-/// All-zero `mmsghdr`s: null pointers and zero lengths, filled in just
-/// before each system call.
-fn zeroed_headers<const N: usize>() -> [libc::mmsghdr; N] {
-    // SAFETY: mmsghdr is plain C data (integers and raw pointers, plus
-    // padding fields on musl); all-zero bytes are a valid value of it.
-    unsafe { core::mem::zeroed() }
+/// The arrays of one `recvmmsg(2)` or `sendmmsg(2)` call, shared by both
+/// kinds of batch: a message header, a buffer descriptor and an address per
+/// datagram.
+#[derive(Debug)]
+struct Msgs<const N: usize> {
+    hdrs: [libc::mmsghdr; N],
+    iovs: [libc::iovec; N],
+    addrs: [libc::sockaddr_in; N],
 }
 
-const EMPTY_IOVEC: libc::iovec = libc::iovec {
-    iov_base: core::ptr::null_mut(),
-    iov_len: 0,
-};
+impl<const N: usize> Msgs<N> {
+    /// Null pointers and zero lengths, filled in before each system call.
+    fn new() -> Self {
+        // SAFETY: the three arrays hold plain C data (integers and raw
+        // pointers, plus padding fields on musl); all-zero bytes are a valid
+        // value of each.
+        unsafe { core::mem::zeroed() }
+    }
+
+    /// The first `count` headers, each pointing at its own address and
+    /// buffer descriptor. Done just before every call, as the batch may
+    /// have moved since the last one.
+    fn link(&mut self, count: usize) -> &mut [libc::mmsghdr] {
+        for ((hdr, iov), addr) in self
+            .hdrs
+            .iter_mut()
+            .zip(self.iovs.iter_mut())
+            .zip(self.addrs.iter_mut())
+            .take(count)
+        {
+            hdr.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
+            hdr.msg_hdr.msg_namelen = socklen::<libc::sockaddr_in>();
+            hdr.msg_hdr.msg_iov = iov;
+            hdr.msg_hdr.msg_iovlen = 1;
+            hdr.msg_hdr.msg_flags = 0;
+            hdr.msg_len = 0;
+        }
+        self.hdrs.get_mut(..count).unwrap_or_default()
+    }
+}
 
 const EMPTY_SOCKADDR: libc::sockaddr_in = libc::sockaddr_in {
     sin_family: 0,
@@ -256,9 +284,7 @@ const EMPTY_SOCKADDR: libc::sockaddr_in = libc::sockaddr_in {
 pub struct RecvBatch<const N: usize> {
     buf: Box<[u8]>,
     slot: usize,
-    hdrs: [libc::mmsghdr; N],
-    iovs: [libc::iovec; N],
-    addrs: [libc::sockaddr_in; N],
+    msgs: Msgs<N>,
     count: usize,
 }
 
@@ -280,9 +306,7 @@ impl<const N: usize> RecvBatch<N> {
         RecvBatch {
             buf: vec![0u8; N.saturating_mul(slot_len)].into_boxed_slice(),
             slot: slot_len,
-            hdrs: zeroed_headers(),
-            iovs: [EMPTY_IOVEC; N],
-            addrs: [EMPTY_SOCKADDR; N],
+            msgs: Msgs::new(),
             count: 0,
         }
     }
@@ -292,35 +316,24 @@ impl<const N: usize> RecvBatch<N> {
     pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
         self.count = 0;
         let slots = self.buf.chunks_exact_mut(self.slot.max(1));
-        for (((hdr, iov), addr), slot) in self
-            .hdrs
-            .iter_mut()
-            .zip(self.iovs.iter_mut())
-            .zip(self.addrs.iter_mut())
-            .zip(slots)
-        {
+        for (iov, slot) in self.msgs.iovs.iter_mut().zip(slots) {
             *iov = libc::iovec {
                 iov_base: slot.as_mut_ptr().cast(),
                 iov_len: slot.len(),
             };
-            hdr.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
-            hdr.msg_hdr.msg_namelen = socklen::<libc::sockaddr_in>();
-            hdr.msg_hdr.msg_iov = iov;
-            hdr.msg_hdr.msg_iovlen = 1;
-            hdr.msg_hdr.msg_flags = 0;
-            hdr.msg_len = 0;
         }
         // A zero slot length leaves no buffers: nothing to receive into.
         let ready = if self.slot == 0 { 0 } else { N };
-        // SAFETY: the first `ready` headers point at their own iovec and
+        let hdrs = self.msgs.link(ready);
+        // SAFETY: the headers in `hdrs` point at their own iovec and
         // sockaddr_in and at a distinct slot of `self.buf`, all of which live
         // in `self` and stay put for the duration of the call (it holds
         // `&mut self`); no control buffer is given.
         let ret = unsafe {
             libc::recvmmsg(
                 sock.as_fd().as_raw_fd(),
-                self.hdrs.as_mut_ptr(),
-                ready as _,
+                hdrs.as_mut_ptr(),
+                hdrs.len() as _,
                 libc::MSG_DONTWAIT as _,
                 core::ptr::null_mut(),
             )
@@ -344,9 +357,10 @@ impl<const N: usize> RecvBatch<N> {
 
     /// The datagrams of the last [`RecvBatch::recv`].
     pub fn iter(&self) -> impl Iterator<Item = Received<'_>> {
-        self.hdrs
+        self.msgs
+            .hdrs
             .iter()
-            .zip(self.addrs.iter())
+            .zip(self.msgs.addrs.iter())
             .zip(self.buf.chunks_exact(self.slot.max(1)))
             .take(self.count)
             .map(|((hdr, addr), slot)| {
@@ -378,9 +392,7 @@ pub struct Sent {
 #[derive(Debug)]
 pub struct SendBatch<'s, 'a, const N: usize> {
     sock: &'s UdpSocket,
-    hdrs: [libc::mmsghdr; N],
-    iovs: [libc::iovec; N],
-    addrs: [libc::sockaddr_in; N],
+    msgs: Msgs<N>,
     len: usize,
     result: Sent,
     data: PhantomData<&'a [u8]>,
@@ -391,9 +403,7 @@ impl<'s, 'a, const N: usize> SendBatch<'s, 'a, N> {
     pub fn new(sock: &'s UdpSocket) -> Self {
         SendBatch {
             sock,
-            hdrs: zeroed_headers(),
-            iovs: [EMPTY_IOVEC; N],
-            addrs: [EMPTY_SOCKADDR; N],
+            msgs: Msgs::new(),
             len: 0,
             result: Sent::default(),
             data: PhantomData,
@@ -406,7 +416,8 @@ impl<'s, 'a, const N: usize> SendBatch<'s, 'a, N> {
         if self.len >= N {
             self.flush();
         }
-        if let (Some(iov), Some(addr)) = (self.iovs.get_mut(self.len), self.addrs.get_mut(self.len))
+        let msgs = &mut self.msgs;
+        if let (Some(iov), Some(addr)) = (msgs.iovs.get_mut(self.len), msgs.addrs.get_mut(self.len))
         {
             // sendmmsg only reads through iov_base; the type is `*mut` because
             // the same struct serves receiving.
@@ -426,23 +437,12 @@ impl<'s, 'a, const N: usize> SendBatch<'s, 'a, N> {
     }
 
     fn flush(&mut self) {
-        for ((hdr, iov), addr) in self
-            .hdrs
-            .iter_mut()
-            .zip(self.iovs.iter_mut())
-            .zip(self.addrs.iter_mut())
-            .take(self.len)
-        {
-            hdr.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
-            hdr.msg_hdr.msg_namelen = socklen::<libc::sockaddr_in>();
-            hdr.msg_hdr.msg_iov = iov;
-            hdr.msg_hdr.msg_iovlen = 1;
-        }
+        let hdrs = self.msgs.link(self.len);
         let mut done = 0;
-        while done < self.len {
-            let rest = self.hdrs.get_mut(done..self.len).unwrap_or_default();
+        while done < hdrs.len() {
+            let rest = hdrs.get_mut(done..).unwrap_or_default();
             // SAFETY: each header in `rest` points at its own iovec and
-            // sockaddr_in in `self` (fixed up above, not moved since: we hold
+            // sockaddr_in in `self` (linked above, not moved since: we hold
             // `&mut self`) and the iovec at a payload borrowed for `'a`, which
             // outlives the batch.
             let ret = unsafe {
