@@ -30,6 +30,8 @@
 #   lab_ns <node>                     namespace name of a node
 #   lab_exec <node> cmd...            run a command inside a node
 #   lab_spawn <node> <log> cmd...     background command; sets LAB_LAST_PID
+#   lab_etc_file <node> <file>        stdin becomes the node's own /etc/<file>
+#                                     (resolv.conf, hosts) for later commands
 #   lab_stop <pid>                    TERM (then KILL after 3 s), reap
 #   lab_wait_for <timeout_s> cmd...   poll cmd every 50 ms until it succeeds
 #   lab_start_server miredo|shipworm  sets LAB_SERVER_PID; waits for UDP 3544
@@ -133,6 +135,15 @@ lab_spawn() {
     ip netns exec "$(lab_ns "$node")" "$@" </dev/null >"$log" 2>&1 &
     LAB_LAST_PID=$!
     echo "$LAB_LAST_PID $(lab__starttime "$LAB_LAST_PID" || echo 0) $node $1" >>"$LAB_DIR/pids"
+}
+
+# `ip netns exec` bind-mounts /etc/netns/<ns>/<file> over /etc/<file>, so
+# processes started in <node> from now on see their own copy (ip-netns(8)).
+# lab_down removes the directory with the namespace.
+lab_etc_file() {  # <node> <file>, contents on stdin
+    local dir
+    dir=/etc/netns/$(lab_ns "$1")
+    mkdir -p "$dir" && cat >"$dir/$2"
 }
 
 lab__forget() {
@@ -323,6 +334,7 @@ lab_down() {
             left=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
             [[ -n $left ]] && lab_log "warning: processes still in $ns: $left(not ours to kill)"
             ip netns del "$ns" 2>/dev/null
+            [[ -n $ns && -d /etc/netns/$ns ]] && rm -rf "/etc/netns/$ns"
         done <"$LAB_DIR/namespaces"
         rm -f "$LAB_DIR/namespaces"
     fi

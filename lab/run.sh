@@ -21,7 +21,7 @@ if ((EUID != 0)); then
     exit 1
 fi
 
-read -ra TESTS <<<"${LAB_TESTS:-qualify p2p native_via_relay tshark_rsra client_qualify relay client_native client_p2p client_recovery client_forged client_symmetric}"
+read -ra TESTS <<<"${LAB_TESTS:-qualify p2p native_via_relay tshark_rsra client_qualify relay client_native client_p2p client_recovery client_forged client_symmetric client_dns}"
 read -ra IMPLS <<<"${LAB_IMPLS:-miredo shipworm}"
 TEST_TIMEOUT=${LAB_TEST_TIMEOUT:-90}
 
@@ -36,6 +36,9 @@ declare -A ONLY_IMPL=(
     # The server is a hole in NAT1 to send through and an RA source that the
     # test's fake server replaces.
     [client_forged]=shipworm
+    # Name resolution is the client's alone; the server only has to answer
+    # RSs, and the test's second server is a Shipworm one anyway.
+    [client_dns]=shipworm
 )
 # Tests that wait for a 30-s refresh need more than TEST_TIMEOUT.
 declare -A MIN_TIMEOUT=([client_recovery]=120)
