@@ -25,6 +25,9 @@ glue_binary() {
 # "peer"), a temporary directory readable by the unprivileged user the roles
 # switch to (SIGHUP reads configuration there after the switch), and a trap
 # that ends only the processes recorded in $pids and deletes both.
+# Roles started without --status-socket create the default sockets in
+# /var/run, and one that has dropped root cannot unlink its own at exit:
+# the trap also removes those that did not exist before the script.
 glue_namespaces() {
     ns="$1$$"
     peer=""
@@ -33,6 +36,11 @@ glue_namespaces() {
     chmod 755 "$tmp"
     pids=()
     failed=0
+    new_sockets=()
+    local role
+    for role in client relay server; do
+        [ -e "/var/run/shipworm-$role.sock" ] || new_sockets+=("/var/run/shipworm-$role.sock")
+    done
     trap glue_cleanup EXIT
     trap 'exit 1' INT TERM
 }
@@ -44,6 +52,10 @@ glue_cleanup() {
     wait 2>/dev/null
     ip netns del "$ns" 2>/dev/null
     [ -n "$peer" ] && ip netns del "$peer" 2>/dev/null
+    local sock
+    for sock in "${new_sockets[@]}"; do
+        [ -S "$sock" ] && rm -f "$sock"
+    done
     rm -rf "$tmp"
 }
 
