@@ -235,13 +235,15 @@ else
 	ip -n "$S" link set owt0 up
 	ip -n "$C" link set owt1 up
 	ip -n "$C" route add default via 192.0.2.1
-	ip netns exec "$S" "$HOSTBIN" server 192.0.2.1 2>"$TMP/srv.log" &
+	# Own status sockets: the defaults in /var/run would outlive the test
+	# (a role that dropped root cannot unlink them).
+	ip netns exec "$S" "$HOSTBIN" server 192.0.2.1 --status-socket "$TMP/srv.sock" 2>"$TMP/srv.log" &
 	SP=$!
 	sleep 1
 	ip netns exec "$C" env STUBS="$STUBS" CALLS="$CALLS" NETIFD_MAIN_DIR="$STUBS/netifd" \
 		SYSFS_NET="$TMP/sys" INTERFACE=wan6t TEREDO_DEFAULTROUTE=1 TEREDO_METRIC=1029 \
 		TEREDO_ZONE=wan "$HOSTBIN" client --server 192.0.2.1 --interface teredo-wan6t \
-		--hook "$FILES/teredo.script" 2>"$TMP/cli.log" &
+		--hook "$FILES/teredo.script" --status-socket "$TMP/cli.sock" 2>"$TMP/cli.log" &
 	CP=$!
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
 		grep -q "hook (STATE=up)" "$TMP/cli.log" && break
